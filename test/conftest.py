@@ -1,0 +1,25 @@
+"""Shared test set-up: every test run talks ROS 2 on a DDS domain of its own, on localhost.
+
+Other ROS 2 processes may run on this machine; a domain id derived from our pid keeps this
+run's discovery traffic apart from theirs, and LOCALHOST keeps it off the network.
+Child processes inherit both through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def _domain_id() -> int:
+    # Fast DDS with default ports accepts 0..232; stay clear of 0 (the default domain).
+    return 1 + os.getpid() % 200
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ros_test_domain() -> int:
+    domain = int(os.environ.get("MDI_TEST_DOMAIN_ID", _domain_id()))
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return domain

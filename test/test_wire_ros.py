@@ -1,0 +1,44 @@
+"""Every custom message crosses between two separate processes over Fast DDS intact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mdi_exit_ros.tools.wire_echo import TYPES, digest, sample_message, spawn, wait_ready
+
+pytestmark = pytest.mark.ros
+TIMEOUT = 30.0
+
+
+def _exchange(kind: str, count: int, nbytes: int) -> list[dict]:
+    receiver = spawn("receive", kind, count, nbytes, TIMEOUT)
+    sender = None
+    try:
+        wait_ready(receiver, TIMEOUT)
+        sender = spawn("send", kind, count, nbytes, TIMEOUT)
+        assert sender.wait(timeout=TIMEOUT + 10) == 0
+        out, _ = receiver.communicate(timeout=TIMEOUT + 10)
+        assert receiver.returncode == 0, out
+    finally:
+        for proc in (receiver, sender):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("kind", sorted(TYPES))
+def test_message_crosses_processes_intact(kind: str) -> None:
+    lines = _exchange(kind, 1, 1 << 20)
+    got = [line["digest"] for line in lines if "digest" in line]
+    assert got == [digest(sample_message(kind, 0, 1 << 20))]
+
+
+def test_one_megabyte_tensor_arrives_byte_for_byte() -> None:
+    lines = _exchange("Task", 3, 1 << 20)
+    got = [line["digest"]["tensor"]["data"] for line in lines if "digest" in line]
+    expected = [digest(sample_message("Task", i, 1 << 20))["tensor"]["data"] for i in range(3)]
+    assert got == expected
+    assert all(d["len"] == 1 << 20 for d in got)
