@@ -1,0 +1,110 @@
+"""Pure-Python core of MDI-Exit (Algorithms 1-4 of the paper) for ROS nodes and simulator.
+
+Standard library only: no rclpy, torch or numpy, so it imports anywhere and every decision
+is unit-testable. Time comes in as explicit ``now`` arguments (see :mod:`.clock`) and
+randomness as an injected ``random.Random``. See docs/ALGORITHMS.md for the line-by-line
+mapping to the paper.
+"""
+
+from .admission import (
+    ControlBranch,
+    ControlStep,
+    QueueControlParams,
+    RateController,
+    ThresholdController,
+    classify,
+)
+from .clock import Clock, ManualClock, MonotonicClock
+from .confidence import (
+    CONFIDENCE_FNS,
+    ConfidenceFn,
+    entropy_confidence,
+    get_confidence_fn,
+    max_softmax,
+    softmax,
+)
+from .estimators import ComputeDelayEstimator, Ewma, LinkDelayEstimator
+from .exit_policy import ExitThresholds, Placement, place_next, should_exit
+from .ledger import (
+    AckResult,
+    AckStatus,
+    FrameLedger,
+    FrameRecord,
+    InFlight,
+    OffloadLedger,
+    ResultStatus,
+    SeenSet,
+)
+from .neighbors import ACTIVE, NeighborReport, NeighborState, NeighborTable
+from .offload import (
+    NeighborView,
+    OffloadBranch,
+    OffloadDecision,
+    OffloadSelector,
+    RandomSource,
+    Selection,
+    offload_probability,
+    offload_rule,
+)
+from .task import Task, TaskKey
+from .worker import (
+    Outcome,
+    OutcomeKind,
+    Receipt,
+    SubmitStatus,
+    WorkerCore,
+    WorkerStats,
+)
+
+__all__ = [
+    "ACTIVE",
+    "AckResult",
+    "AckStatus",
+    "CONFIDENCE_FNS",
+    "Clock",
+    "ComputeDelayEstimator",
+    "ConfidenceFn",
+    "ControlBranch",
+    "ControlStep",
+    "Ewma",
+    "ExitThresholds",
+    "FrameLedger",
+    "FrameRecord",
+    "InFlight",
+    "LinkDelayEstimator",
+    "ManualClock",
+    "MonotonicClock",
+    "NeighborReport",
+    "NeighborState",
+    "NeighborTable",
+    "NeighborView",
+    "OffloadBranch",
+    "OffloadDecision",
+    "OffloadLedger",
+    "OffloadSelector",
+    "Outcome",
+    "OutcomeKind",
+    "Placement",
+    "QueueControlParams",
+    "RandomSource",
+    "RateController",
+    "Receipt",
+    "ResultStatus",
+    "SeenSet",
+    "Selection",
+    "SubmitStatus",
+    "Task",
+    "TaskKey",
+    "ThresholdController",
+    "WorkerCore",
+    "WorkerStats",
+    "classify",
+    "entropy_confidence",
+    "get_confidence_fn",
+    "max_softmax",
+    "offload_probability",
+    "offload_rule",
+    "place_next",
+    "should_exit",
+    "softmax",
+]

@@ -1,0 +1,294 @@
+"""Alg. 3 (interarrival time mu at the source) and Alg. 4 (early-exit threshold T_e).
+
+Both algorithms look at the source's ``I_n + O_n`` and then "sleep for s seconds". Here the
+sleep is replaced by a period gate: ``step(now, ...)`` is meant to be called every
+``period`` seconds (a ROS timer or a simulator event) and does nothing if called again
+before ``period`` has elapsed since the last evaluation. No thread ever sleeps in the core.
+
+The paper's branches use strict inequalities, so ``I_n + O_n == T_Q1`` or ``== T_Q2`` falls
+through all of them: that is a *dead band* here, the value is kept unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_T_Q1 = 10.0  # paper, Sec. V
+DEFAULT_T_Q2 = 30.0  # paper, Sec. V
+DEFAULT_ALPHA = 0.2  # paper, Sec. V
+DEFAULT_BETA = 0.1  # paper, Sec. V
+DEFAULT_ZETA = 0.2  # paper, Sec. V
+DEFAULT_PERIOD = 1.0  # s: not in the paper; a few queue-service times at Jetson speeds
+DEFAULT_MU = 1.0  # s: start slow, like TCP slow start, and let Alg. 3 speed up
+DEFAULT_MU_MIN = 1e-3  # s: 1000 frames/s is beyond any camera we drive
+DEFAULT_MU_MAX = 10.0  # s: even a saturated system admits a frame every 10 s (no starvation)
+DEFAULT_TE = 0.9  # start accurate; Alg. 4 lowers it only under load
+DEFAULT_TE_MIN = 0.5  # see docs/ALGORITHMS.md: below 0.5 max-softmax stops meaning much
+
+
+class ControlBranch(enum.Enum):
+    """Which line of Alg. 3/4 fired on a step."""
+
+    LOW = "low"  # I+O < T_Q1 (line 2-3)
+    MID = "mid"  # T_Q1 < I+O < T_Q2 (line 4-5)
+    HIGH = "high"  # I+O > T_Q2 (line 6-7)
+    DEAD_BAND = "dead_band"  # I+O == T_Q1 or == T_Q2: no branch of the paper applies
+    NOT_DUE = "not_due"  # called before `period` elapsed: the paper would still be asleep
+
+
+@dataclass(frozen=True)
+class ControlStep:
+    """Result of one ``step``: the value now in force and how it got there."""
+
+    value: float
+    branch: ControlBranch
+    changed: bool
+
+
+def classify(total: float, t_q1: float, t_q2: float) -> ControlBranch:
+    """The branch of Alg. 3/4 selected by ``I_n + O_n`` (shared by both algorithms)."""
+    if total < t_q1:  # Alg. 3/4, line 2
+        return ControlBranch.LOW
+    if t_q1 < total < t_q2:  # Alg. 3/4, line 4
+        return ControlBranch.MID
+    if total > t_q2:  # Alg. 3/4, line 6
+        return ControlBranch.HIGH
+    return ControlBranch.DEAD_BAND  # total == T_Q1 or total == T_Q2
+
+
+def _finite(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class QueueControlParams:
+    """Constants shared by Alg. 3 and 4, validated together (they constrain each other)."""
+
+    t_q1: float = DEFAULT_T_Q1
+    t_q2: float = DEFAULT_T_Q2
+    alpha: float = DEFAULT_ALPHA
+    beta: float = DEFAULT_BETA
+    zeta: float = DEFAULT_ZETA
+    period: float = DEFAULT_PERIOD
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _finite(f.name, getattr(self, f.name)))
+        if self.t_q1 < 0:
+            raise ValueError(f"t_q1 must be >= 0, got {self.t_q1}")
+        if self.t_q1 > self.t_q2:
+            raise ValueError(f"t_q2 must be >= t_q1 (t_q1={self.t_q1}, t_q2={self.t_q2})")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not 0.0 < self.beta < 1.0:
+            raise ValueError(f"beta must be in (0, 1), got {self.beta}")
+        if not self.beta < self.alpha:
+            raise ValueError(f"beta must be < alpha (alpha={self.alpha}, beta={self.beta})")
+        if not 0.0 < self.zeta < 1.0:
+            raise ValueError(f"zeta must be in (0, 1), got {self.zeta}")
+        if self.period < 0:
+            raise ValueError(f"period must be >= 0, got {self.period}")
+
+
+_PARAM_NAMES = frozenset(f.name for f in dataclasses.fields(QueueControlParams))
+
+
+class _PeriodicController:
+    """Period gate + validated parameters; subclasses implement one update rule."""
+
+    _value: float
+
+    def __init__(self, params: QueueControlParams) -> None:
+        self._params = params
+        self._last: float | None = None
+
+    @property
+    def params(self) -> QueueControlParams:
+        """The constants in force."""
+        return self._params
+
+    @property
+    def value(self) -> float:
+        """The controlled value now (mu or T_e)."""
+        return self._value
+
+    def due(self, now: float) -> bool:
+        """True if a ``step`` at ``now`` would evaluate (the "sleep" of s seconds is over)."""
+        return self._last is None or now - self._last >= self._params.period
+
+    def step(self, now: float, input_len: int, output_len: int) -> ControlStep:
+        """One pass of the algorithm with the source's queue lengths ``I_n``, ``O_n``.
+
+        Every evaluation (dead band included) starts a new period: the paper's busy loop
+        through a dead band would just re-read the same queues, so waiting s is equivalent.
+        """
+        if not self.due(now):
+            return ControlStep(self._value, ControlBranch.NOT_DUE, False)
+        self._last = now
+        branch = classify(input_len + output_len, self._params.t_q1, self._params.t_q2)
+        old = self._value
+        if branch is not ControlBranch.DEAD_BAND:
+            self._value = self._apply(branch)
+        return ControlStep(self._value, branch, self._value != old)
+
+    def _apply(self, branch: ControlBranch) -> float:
+        raise NotImplementedError
+
+    def _new_params(self, changes: dict[str, Any]) -> QueueControlParams:
+        unknown = set(changes) - _PARAM_NAMES
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self._params, **changes)
+
+
+class RateController(_PeriodicController):
+    """Alg. 3: adapt the interarrival time mu (seconds between admitted frames) at the source.
+
+    Like TCP Vegas it speeds up while queues are short and backs off when they grow, so the
+    source admits as fast as the whole MDI-Exit system drains. mu is clamped to
+    ``[mu_min, mu_max]``: multiplicative decrease alone would reach 0 (infinite rate) and
+    multiplicative increase alone would stop admission for ever.
+    """
+
+    def __init__(
+        self,
+        mu: float = DEFAULT_MU,
+        *,
+        mu_min: float = DEFAULT_MU_MIN,
+        mu_max: float = DEFAULT_MU_MAX,
+        **params: float,
+    ) -> None:
+        unknown = set(params) - _PARAM_NAMES
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        super().__init__(QueueControlParams(**params))
+        self._mu_min, self._mu_max = self._check_bounds(mu_min, mu_max)
+        self._value = self._check_mu(mu, self._mu_min, self._mu_max)
+
+    @staticmethod
+    def _check_bounds(mu_min: float, mu_max: float) -> tuple[float, float]:
+        mu_min, mu_max = _finite("mu_min", mu_min), _finite("mu_max", mu_max)
+        if mu_min <= 0:
+            raise ValueError(f"mu_min must be > 0, got {mu_min}")
+        if mu_max < mu_min:
+            raise ValueError(f"mu_max must be >= mu_min (mu_min={mu_min}, mu_max={mu_max})")
+        return mu_min, mu_max
+
+    @staticmethod
+    def _check_mu(mu: float, mu_min: float, mu_max: float) -> float:
+        mu = _finite("mu", mu)
+        if not mu_min <= mu <= mu_max:
+            raise ValueError(f"mu must be in [mu_min, mu_max] = [{mu_min}, {mu_max}], got {mu}")
+        return mu
+
+    @property
+    def mu(self) -> float:
+        """Seconds between two admitted frames."""
+        return self._value
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(mu_min, mu_max)``."""
+        return self._mu_min, self._mu_max
+
+    def _apply(self, branch: ControlBranch) -> float:
+        mu, p = self._value, self._params
+        if branch is ControlBranch.LOW:
+            mu = mu - p.alpha * mu  # Alg. 3, line 3
+        elif branch is ControlBranch.MID:
+            mu = mu - p.beta * mu  # Alg. 3, line 5
+        else:
+            mu = mu + p.zeta * mu  # Alg. 3, line 7
+        return min(self._mu_max, max(self._mu_min, mu))
+
+    def set_mu(self, mu: float) -> None:
+        """Override mu (e.g. a ROS parameter); must lie within the bounds."""
+        self._value = self._check_mu(mu, self._mu_min, self._mu_max)
+
+    def update_params(
+        self, *, mu_min: float | None = None, mu_max: float | None = None, **changes: float
+    ) -> None:
+        """Change constants at run time; everything is validated before anything changes.
+
+        If new bounds exclude the current mu, mu is clamped into them.
+        """
+        params = self._new_params(changes)
+        lo, hi = self._check_bounds(
+            self._mu_min if mu_min is None else mu_min,
+            self._mu_max if mu_max is None else mu_max,
+        )
+        self._params, self._mu_min, self._mu_max = params, lo, hi
+        self._value = min(hi, max(lo, self._value))
+
+
+class ThresholdController(_PeriodicController):
+    """Alg. 4: adapt the early-exit threshold T_e (applied to every exit) to the load.
+
+    When queues are short the threshold rises (better accuracy); when they are long it falls
+    so more frames exit early, which is how all arriving traffic can still be served.
+    ``T_e`` stays within ``[te_min, 1]``: 1 because max-softmax cannot exceed it (paper),
+    ``te_min`` so accuracy cannot collapse under overload.
+    """
+
+    def __init__(
+        self, te: float = DEFAULT_TE, *, te_min: float = DEFAULT_TE_MIN, **params: float
+    ) -> None:
+        unknown = set(params) - _PARAM_NAMES
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        super().__init__(QueueControlParams(**params))
+        self._te_min = self._check_te_min(te_min)
+        self._value = self._check_te(te, self._te_min)
+
+    @staticmethod
+    def _check_te_min(te_min: float) -> float:
+        te_min = _finite("te_min", te_min)
+        if not 0.0 < te_min <= 1.0:
+            raise ValueError(f"te_min must be in (0, 1], got {te_min}")
+        return te_min
+
+    @staticmethod
+    def _check_te(te: float, te_min: float) -> float:
+        te = _finite("te", te)
+        if not te_min <= te <= 1.0:
+            raise ValueError(f"te must be in [te_min, 1] = [{te_min}, 1], got {te}")
+        return te
+
+    @property
+    def te(self) -> float:
+        """The threshold T_e in force for every exit."""
+        return self._value
+
+    @property
+    def te_min(self) -> float:
+        """Lower bound ``T_e^min``."""
+        return self._te_min
+
+    def _apply(self, branch: ControlBranch) -> float:
+        te, p = self._value, self._params
+        if branch is ControlBranch.LOW:
+            return min(1.0, te + p.alpha * te)  # Alg. 4, line 3
+        if branch is ControlBranch.MID:
+            return min(1.0, te + p.beta * te)  # Alg. 4, line 5
+        return max(self._te_min, te - p.zeta * te)  # Alg. 4, line 7
+
+    def set_te(self, te: float) -> None:
+        """Override T_e (e.g. a ROS parameter); must lie within ``[te_min, 1]``."""
+        self._value = self._check_te(te, self._te_min)
+
+    def update_params(self, *, te_min: float | None = None, **changes: float) -> None:
+        """Change constants at run time; everything is validated before anything changes.
+
+        Raising ``te_min`` above the current T_e lifts T_e to the new minimum.
+        """
+        params = self._new_params(changes)
+        lo = self._te_min if te_min is None else self._check_te_min(te_min)
+        self._params, self._te_min = params, lo
+        self._value = max(lo, self._value)

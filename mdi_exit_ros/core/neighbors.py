@@ -1,0 +1,219 @@
+"""What worker n knows about its one-hop neighbours m: I_m, Gamma_m, liveness, in-flight tasks.
+
+Reports (``msg/NeighborState.msg``) arrive periodically and are stale by the time they are
+used. If n trusted the last reported ``I_m`` it would send m every task until the next
+report (the reported queue stays short) and flood it. So the table adds the tasks n has
+sent m that the report cannot reflect yet: ``effective_input_queue(m) = I_m + in_flight(m)``.
+
+In-flight rule (all times are n's local clock, so no clock synchronisation is needed):
+
+* ``note_sent`` -> the task is *unacked* (counts as in flight).
+* ``note_acked`` -> the task is in m's queue, but a report generated before m accepted it
+  does not show it, so it stays in flight as *acked-pending* until a later report reflects
+  it. Reflected means: if m's acks and reports carry m's running ``tasks_accepted`` counter,
+  the report's counter >= the counter value in the task's ack (exact); otherwise the report
+  was received at least ``report_settle`` seconds after the ack (default 0: received after
+  it). The fallback can under-count only tasks acked while a report was on the wire, and
+  only until the next report.
+* ``note_returned`` -> a rejected or taken-back task is no longer in flight to m.
+
+A neighbour not heard from within ``lease`` seconds is dead: it gets no tasks and
+:meth:`expire` removes it and returns its id so that the offload ledger can take back the
+tasks it never acknowledged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+ACTIVE = "active"  # lifecycle label of a worker that accepts tasks (msg/NeighborState.msg)
+DEFAULT_LEASE = 3.0  # s: several missed reports at a 0.5 s state period before declaring death
+
+
+@dataclass(frozen=True)
+class NeighborReport:
+    """One neighbour state report, field-compatible with ``msg/NeighborState.msg``."""
+
+    worker: str
+    input_queue: int  # I_m
+    output_queue: int  # O_m
+    compute_delay: float  # Gamma_m, seconds per task
+    model_id: str
+    lifecycle_state: str = ACTIVE
+    exit_thresholds: tuple[float, ...] = ()
+    seq: int = 0  # increasing per worker; older or repeated reports are ignored
+    stamp: float = 0.0  # sender's clock: for logs only, never compared with ours
+    tasks_accepted: int | None = None  # m's running count of accepted tasks, if sent
+    tasks_run: int = 0
+    admission_interval: float = 0.0
+
+
+@dataclass
+class _PendingAck:
+    acked_at: float
+    accepted_count: int | None
+
+
+@dataclass
+class NeighborState:
+    """The table's record of one neighbour."""
+
+    report: NeighborReport
+    received_at: float  # our clock
+    unacked: int = 0
+    pending: deque[_PendingAck] = field(default_factory=deque)
+
+    @property
+    def worker(self) -> str:
+        """Neighbour id."""
+        return self.report.worker
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks sent to m that its last report cannot be counting yet."""
+        return self.unacked + len(self.pending)
+
+    @property
+    def effective_input_queue(self) -> int:
+        """``I_m`` as Alg. 2 should see it: reported plus in flight."""
+        return self.report.input_queue + self.in_flight
+
+
+class NeighborTable:
+    """Neighbour reports with a lease, a topology filter, eligibility and in-flight counts."""
+
+    def __init__(
+        self,
+        self_id: str,
+        model_id: str,
+        *,
+        lease: float = DEFAULT_LEASE,
+        allowed: Iterable[str] | None = None,
+        report_settle: float = 0.0,
+    ) -> None:
+        if not (math.isfinite(lease) and lease > 0):
+            raise ValueError(f"lease must be finite and > 0, got {lease}")
+        if report_settle < 0:
+            raise ValueError(f"report_settle must be >= 0, got {report_settle}")
+        self.self_id = self_id
+        self.model_id = model_id
+        self.lease = float(lease)
+        self.report_settle = float(report_settle)
+        self._allowed: frozenset[str] | None = None
+        self.set_allowed(allowed)
+        self._states: dict[str, NeighborState] = {}
+
+    # -- reports and liveness -------------------------------------------------------------
+
+    def set_allowed(self, allowed: Iterable[str] | None) -> None:
+        """One-hop constraint from the topology; None = any discovered neighbour."""
+        self._allowed = None if allowed is None else frozenset(allowed)
+
+    @property
+    def allowed(self) -> frozenset[str] | None:
+        """The allowed neighbour set, or None."""
+        return self._allowed
+
+    def update(self, report: NeighborReport, now: float) -> bool:
+        """Store a report received at ``now``; False if ignored (own, old or repeated seq).
+
+        An ignored report does not renew the lease. A neighbour that restarted (its seq went
+        back to 0) is therefore declared dead once, its unacknowledged tasks are taken back,
+        and its next report is accepted as a new neighbour: the right outcome, since a
+        restart lost whatever it held.
+        """
+        if report.worker == self.self_id:
+            return False
+        state = self._states.get(report.worker)
+        if state is None:
+            self._states[report.worker] = NeighborState(report, now)
+            return True
+        if report.seq <= state.report.seq:
+            return False
+        state.report, state.received_at = report, now
+        kept = deque(a for a in state.pending if not self._reflected(a, report, now))
+        state.pending = kept
+        return True
+
+    def _reflected(self, ack: _PendingAck, report: NeighborReport, now: float) -> bool:
+        if ack.accepted_count is not None and report.tasks_accepted is not None:
+            return report.tasks_accepted >= ack.accepted_count
+        return ack.acked_at + self.report_settle <= now
+
+    def is_alive(self, worker: str, now: float) -> bool:
+        """Heard from within the lease."""
+        state = self._states.get(worker)
+        return state is not None and now - state.received_at <= self.lease
+
+    def alive(self, now: float) -> list[str]:
+        """Ids of neighbours heard from within the lease (sorted, for determinism)."""
+        return sorted(w for w in self._states if self.is_alive(w, now))
+
+    def expire(self, now: float) -> list[str]:
+        """Remove neighbours whose lease ran out; returns their ids (for the ledger)."""
+        dead = sorted(w for w in self._states if not self.is_alive(w, now))
+        for worker in dead:
+            del self._states[worker]
+        return dead
+
+    def remove(self, worker: str) -> bool:
+        """Forget a neighbour now (e.g. it announced it is shutting down)."""
+        return self._states.pop(worker, None) is not None
+
+    def is_eligible(self, worker: str, now: float) -> bool:
+        """May receive new tasks: alive, allowed, same model, lifecycle "active"."""
+        state = self._states.get(worker)
+        return (
+            state is not None
+            and self.is_alive(worker, now)
+            and (self._allowed is None or worker in self._allowed)
+            and state.report.model_id == self.model_id
+            and state.report.lifecycle_state == ACTIVE
+        )
+
+    def eligible(self, now: float) -> list[NeighborState]:
+        """Records of every neighbour that may receive a task now (sorted by id)."""
+        return [self._states[w] for w in sorted(self._states) if self.is_eligible(w, now)]
+
+    def get(self, worker: str) -> NeighborState | None:
+        """The record of one neighbour, if known."""
+        return self._states.get(worker)
+
+    def __contains__(self, worker: object) -> bool:
+        return worker in self._states
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    # -- in-flight accounting -------------------------------------------------------------
+
+    def note_sent(self, worker: str, now: float) -> None:
+        """A task was sent to ``worker`` (no-op for an unknown neighbour)."""
+        state = self._states.get(worker)
+        if state is not None:
+            state.unacked += 1
+
+    def note_acked(self, worker: str, now: float, accepted_count: int | None = None) -> None:
+        """``worker`` accepted one of our tasks; it stays in flight until a report shows it."""
+        state = self._states.get(worker)
+        if state is not None and state.unacked > 0:
+            state.unacked -= 1
+            state.pending.append(_PendingAck(now, accepted_count))
+
+    def note_returned(self, worker: str) -> None:
+        """A task sent to ``worker`` was rejected or taken back: no longer in flight."""
+        state = self._states.get(worker)
+        if state is not None and state.unacked > 0:
+            state.unacked -= 1
+
+    def in_flight(self, worker: str) -> int:
+        """Tasks sent to ``worker`` not yet reflected in its reports (0 if unknown)."""
+        state = self._states.get(worker)
+        return 0 if state is None else state.in_flight
+
+    def effective_input_queue(self, worker: str) -> int:
+        """Reported ``I_m`` plus in flight; raises KeyError for an unknown neighbour."""
+        return self._states[worker].effective_input_queue
