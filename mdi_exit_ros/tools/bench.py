@@ -13,6 +13,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -35,9 +36,9 @@ def bench_codec(sizes: list[int], repeats: int) -> list[dict]:
     rows = []
     for size in sizes:
         data = np.random.default_rng(0).standard_normal(size // 4).astype(np.float32)
-        encode = _median_time(lambda: to_msg(data), repeats * 20)
         msg = to_msg(data)
-        decode = _median_time(lambda: from_msg(msg), repeats * 20)
+        encode = _median_time(partial(to_msg, data), repeats * 20)
+        decode = _median_time(partial(from_msg, msg), repeats * 20)
         rows.append({"bytes": size, "encode_ms": encode * 1e3, "decode_ms": decode * 1e3,
                      "encode_decode_ms_per_mb": (encode + decode) * 1e3 * MB / size})
     return rows

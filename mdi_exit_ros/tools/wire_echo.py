@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, Tensor
-from mdi_exit_ros.wire import from_msg, to_msg
+from mdi_exit_ros.tools.procs import spawn_module
+from mdi_exit_ros.wire import to_msg
 
 TYPES: dict[str, type] = {
     "Tensor": Tensor, "Task": Task, "TaskAck": TaskAck,
@@ -153,12 +153,10 @@ def send(kind: str, count: int, nbytes: int, timeout: float, seed: int = 0) -> i
 def spawn(role: str, kind: str, count: int, nbytes: int, timeout: float,
           env: dict[str, str] | None = None, quiet: bool = False) -> subprocess.Popen:
     """Start `role` of this tool as a separate process in its own session (for SIGINT)."""
-    cmd = [sys.executable, "-m", "mdi_exit_ros.tools.wire_echo", role, "--type", kind,
-           "--count", str(count), "--bytes", str(nbytes), "--timeout", str(timeout)]
-    if quiet:
-        cmd.append("--quiet")
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, **(env or {})})
+    args = [role, "--type", kind, "--count", str(count), "--bytes", str(nbytes),
+            "--timeout", str(timeout)] + (["--quiet"] if quiet else [])
+    return spawn_module("mdi_exit_ros.tools.wire_echo", args, env=env,
+                        stdout=subprocess.PIPE, text=True)
 
 
 def wait_ready(proc: subprocess.Popen, timeout: float) -> None:

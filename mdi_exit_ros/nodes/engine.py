@@ -1,0 +1,127 @@
+"""Running one task of the early-exit model on a worker: the torch side of a worker node.
+
+A task's payload is what crosses a cut: for task 1 the normalised camera frame, for task
+k > 1 the *encoded* features of cut k-1 (identity, fp16 or autoencoder code). Encoding right
+after task k-1, even when task k stays local, keeps distributed inference identical to the
+model's own forward pass (which applies every codec round trip) and to offline accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from std_msgs.msg import Header
+
+from mdi_exit_ros.core import entropy_confidence, max_softmax
+from mdi_exit_ros.model.checkpoint import load_model
+from mdi_exit_ros.msg import Tensor
+from mdi_exit_ros.wire import TensorLimits, msg_to_torch, torch_to_msg
+
+CONFIDENCE_FNS = {"max_softmax": max_softmax, "entropy": entropy_confidence}
+
+
+@dataclass
+class Payload:
+    """What a core Task carries: the frame's header and task k's (encoded) input.
+
+    `data` is a torch tensor when produced here and a Tensor message when received; a
+    received one is decoded on the inference thread, not in the subscription callback.
+    """
+
+    header: Header
+    data: torch.Tensor | Tensor
+
+    def nbytes(self) -> int:
+        if isinstance(self.data, Tensor):
+            return len(self.data.data)
+        return self.data.numel() * self.data.element_size()
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """The result of running task k once."""
+
+    logits: np.ndarray  # exit k's logits, float32 (num_classes,)
+    confidence: float  # C_k(d)
+    compute_seconds: float  # measured (and padded by compute_slowdown)
+    next_data: torch.Tensor | None  # encoded input of task k+1 (None for the last task)
+
+
+class Engine:
+    """The model, its metadata and the per-task compute, for one worker process."""
+
+    def __init__(self, model_ref: str, torch_threads: int = 1) -> None:
+        torch.set_num_threads(torch_threads)
+        self.model, self.meta = load_model(model_ref)
+        self.model.eval()
+        self.model_id: str = self.meta["model_id"]
+        self.num_exits: int = self.model.num_exits
+        self.class_names: list[str] = list(self.model.class_names)
+        self.spec = self.model.input_spec
+
+    def suggested_thresholds(self) -> tuple[float, ...]:
+        """The checkpoint's calibrated T_e^k (0.9 at every exit if it has none)."""
+        values = self.meta.get("thresholds") or [0.9] * self.num_exits
+        values = list(values)[: self.num_exits]
+        values += [1.0] * (self.num_exits - len(values))
+        return tuple(float(v) for v in values)
+
+    def encoding(self, cut: int) -> str:
+        """Tensor.encoding for the features crossing cut `cut` (0 = the input frame)."""
+        if cut == 0:
+            return "raw"
+        name = self.model.codecs[cut - 1].name
+        return {"identity": "raw", "fp16": "fp16"}.get(name, f"ae:{name}{cut}")
+
+    @torch.no_grad()
+    def preprocess(self, pixels: np.ndarray) -> torch.Tensor:
+        """HxWxC uint8 pixels -> task 1's input (1, C, size, size), normalised."""
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0)
+        channels = self.spec.channels
+        if x.shape[1] == 3 and channels == 1:  # colour camera, grey model: ITU-R 601 luma
+            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            x = (x.float() * weights).sum(dim=1, keepdim=True).round().to(torch.uint8)
+        elif x.shape[1] == 1 and channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        return self.spec.normalize(x)
+
+    def to_wire(self, task_index: int, data: torch.Tensor | Tensor, name: str = "") -> Tensor:
+        """The Tensor message that carries task `task_index`'s input."""
+        if isinstance(data, Tensor):
+            return data
+        return torch_to_msg(data, name=name or f"input_of_task_{task_index}",
+                            encoding=self.encoding(task_index - 1))
+
+    def check_wire(self, task_index: int, msg: Tensor, limits: TensorLimits) -> str:
+        """Why a received tensor cannot be task `task_index`'s input ('' if it can)."""
+        expected = self.encoding(task_index - 1)
+        if msg.encoding != expected:
+            return f"encoding {msg.encoding!r} for task {task_index}, expected {expected!r}"
+        try:
+            msg_to_torch(msg, limits)
+        except ValueError as exc:
+            return str(exc)
+        return ""
+
+    @torch.no_grad()
+    def run(self, task_index: int, payload: Payload, slowdown: float,
+            confidence: str) -> TaskRun:
+        """Run task k on its payload; pad the compute time to `slowdown` x measured."""
+        start = time.perf_counter()
+        data = payload.data
+        x = msg_to_torch(data) if isinstance(data, Tensor) else data
+        if task_index > 1:
+            x = self.model.decode(task_index - 1, x)
+        features, logits = self.model.run_task(task_index, x)
+        next_data = None
+        if task_index < self.num_exits:
+            next_data = self.model.encode(task_index, features).contiguous()
+        elapsed = time.perf_counter() - start
+        if slowdown > 1.0:
+            time.sleep(elapsed * (slowdown - 1.0))
+        row = logits[0].float().numpy()
+        conf = CONFIDENCE_FNS[confidence](row.tolist())
+        return TaskRun(row, conf, elapsed * slowdown, next_data)

@@ -1,0 +1,157 @@
+"""The worker's and source's ROS parameters: one table with defaults, ranges and docs.
+
+One table declares every parameter with a descriptor (as Nav2 does), so `ros2 param
+describe` shows its range and meaning, docs/USAGE.md lists the same facts, and validation of
+`ros2 param set` lives in one place. Paper defaults (Sec. V) are the defaults here and in
+config/params.yaml.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+ANY_NEIGHBOR = "*"
+ADMISSION_MODES = ("rate", "threshold")
+CONFIDENCES = ("max_softmax", "entropy")
+IMAGE_QOS = ("auto", "reliable", "best_effort", "sensor_data")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One parameter: default (or type when it has no default), range, and meaning."""
+
+    name: str
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    read_only: bool = False
+    source_only: bool = False
+    configure_only: bool = False  # applied on configure; refused while configured
+
+
+WORKER_PARAMS: tuple[Spec, ...] = (
+    Spec("worker_id", "", "Worker id used on the wire; empty = the node's namespace "
+         "without '/' (e.g. robot1)", read_only=True),
+    Spec("model", "fmnist_cnn_ee", "Shipped model name or path to a .safetensors checkpoint "
+         "(loaded on configure)", configure_only=True),
+    Spec("torch_threads", 1, "torch intra-op threads of this process (several workers share "
+         "the cores)", low=1, high=256, configure_only=True),
+    Spec("confidence", "max_softmax", "Confidence C_k(d): max softmax (paper eq. 1-2) or "
+         "1 - normalised entropy (BranchyNet)", choices=CONFIDENCES),
+    Spec("exit_threshold", -1.0, "T_e for every exit (Alg. 1); -1 = the checkpoint's "
+         "suggested per-exit thresholds", low=-1.0, high=1.0),
+    Spec("exit_thresholds", Parameter.Type.DOUBLE_ARRAY, "T_e^k per exit (Alg. 1), one value "
+         "in [0, 1] per exit; overrides exit_threshold when set"),
+    Spec("output_queue_threshold", 50, "T_O: a new task goes to the input queue when O_n "
+         "exceeds it (Alg. 1 line 8)", low=0, high=1_000_000),
+    Spec("neighbors", [ANY_NEIGHBOR], "One-hop neighbours this worker may offload to; "
+         "['*'] = any discovered worker"),
+    Spec("neighbor_lease", 1.5, "Seconds without a NeighborState after which a neighbour is "
+         "dead: it gets no tasks and unacked ones come back", low=0.05, high=3600.0),
+    Spec("state_period", 0.2, "Seconds between NeighborState reports", low=0.01, high=60.0),
+    Spec("stats_period", 1.0, "Seconds between WorkerStats reports", low=0.05, high=3600.0),
+    Spec("compute_slowdown", 1.0, "Emulated device speed: each task's compute is padded to "
+         "this many times its measured time", low=1.0, high=1000.0),
+    Spec("link_delay", 0.0, "Emulated link: seconds added to every task sent", low=0.0,
+         high=60.0),
+    Spec("link_bandwidth", 0.0, "Emulated link: bytes/s per neighbour link for tasks sent; "
+         "0 = unlimited", low=0.0, high=1e12),
+    Spec("max_tensor_bytes", 64 * 1024 * 1024, "Largest tensor accepted from the wire",
+         low=1024, high=1 << 31),
+    Spec("seed", -1, "Seed of the offloading coin (Alg. 2 line 5); -1 = from the OS",
+         low=-1, high=2**31 - 1),
+    # Sources only.
+    Spec("admission_mode", "rate", "rate: Alg. 3 adapts the admission interval mu with "
+         "T_e fixed; threshold: Alg. 4 admits every frame and adapts T_e",
+         choices=ADMISSION_MODES, source_only=True, configure_only=True),
+    Spec("queue_thresholds", [10, 30], "T_Q1, T_Q2 for I_n + O_n (Alg. 3 and 4)",
+         source_only=True),
+    Spec("alpha", 0.2, "Alg. 3/4 step below T_Q1 (alpha > beta)", low=0.0, high=1.0,
+         source_only=True),
+    Spec("beta", 0.1, "Alg. 3/4 step between T_Q1 and T_Q2", low=0.0, high=1.0,
+         source_only=True),
+    Spec("zeta", 0.2, "Alg. 3/4 step above T_Q2", low=0.0, high=1.0, source_only=True),
+    Spec("control_period", 1.0, "s: seconds between Alg. 3/4 steps", low=0.01, high=3600.0,
+         source_only=True),
+    Spec("min_exit_threshold", 0.5, "T_e^min, the floor of Alg. 4", low=0.0, high=1.0,
+         source_only=True),
+    Spec("initial_interval", 0.05, "mu at activation, seconds between admitted frames",
+         low=1e-4, high=3600.0, source_only=True),
+    Spec("min_interval", 0.001, "Lower bound of mu", low=1e-5, high=3600.0,
+         source_only=True),
+    Spec("max_interval", 10.0, "Upper bound of mu", low=1e-4, high=3600.0, source_only=True),
+    Spec("qos", "auto", "Image subscription reliability: auto matches the camera "
+         "publisher's (looked up on the graph)", choices=IMAGE_QOS, source_only=True,
+         configure_only=True),
+    Spec("frame_deadline", 10.0, "Seconds after admission when a frame is overdue and "
+         "admitted again (nothing admitted is dropped)", low=0.1, high=86400.0,
+         source_only=True),
+)
+
+SPECS = {s.name: s for s in WORKER_PARAMS}
+
+
+def descriptor(spec: Spec) -> ParameterDescriptor:
+    """A ParameterDescriptor with the spec's range, choices and read-only flag."""
+    text = spec.description
+    if spec.choices:
+        text += f" (one of: {', '.join(spec.choices)})"
+    d = ParameterDescriptor(description=text, read_only=spec.read_only)
+    if spec.low is not None and spec.high is not None:
+        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high),
+                                            step=0)]
+        else:
+            d.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
+                                                         to_value=float(spec.high), step=0.0)]
+    return d
+
+
+def declare(node: Node, source: bool) -> None:
+    """Declare the worker's (and, for a source, the source's) parameters on `node`."""
+    for spec in WORKER_PARAMS:
+        if spec.source_only and not source:
+            continue
+        node.declare_parameter(spec.name, spec.default, descriptor(spec))
+
+
+def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
+    """Why `value` is not acceptable for `name` (None if it is).
+
+    `current` holds the values in force, so that pairs (alpha > beta, bounds of mu) are
+    checked against the other half.
+    """
+    spec = SPECS.get(name)
+    if spec is None:
+        return None
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name} must be finite"
+    if name == "exit_thresholds":
+        if any(not 0.0 <= v <= 1.0 for v in value):
+            return "exit_thresholds must all lie in [0, 1]"
+    if name == "neighbors" and (not value or any(not v for v in value)):
+        return "neighbors must be ['*'] (any) or a list of worker ids"
+    if name == "queue_thresholds":
+        if len(value) != 2 or value[0] < 0 or value[0] > value[1]:
+            return "queue_thresholds must be [T_Q1, T_Q2] with 0 <= T_Q1 <= T_Q2"
+    merged = {**current, name: value}
+    if name in ("alpha", "beta") and "alpha" in merged and not merged["alpha"] > merged["beta"]:
+        return f"alpha must be greater than beta (alpha={merged['alpha']}, " \
+               f"beta={merged['beta']})"
+    if name in ("alpha", "beta", "zeta") and not 0.0 < value < 1.0:
+        return f"{name} must lie strictly between 0 and 1"
+    if name in ("min_interval", "max_interval", "initial_interval") and "min_interval" in merged:
+        lo, hi = merged["min_interval"], merged["max_interval"]
+        if not lo <= hi:
+            return f"min_interval ({lo}) must not exceed max_interval ({hi})"
+    return None

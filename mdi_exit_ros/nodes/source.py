@@ -1,0 +1,309 @@
+"""The MDI-Exit source: a worker that owns data (executable `source`, node name `worker`).
+
+On top of the worker it subscribes to a camera (`image`, sensor_msgs/Image; remap it onto a
+real camera), admits frames through Alg. 3 (`admission_mode: rate`, the interval mu adapts
+and frames arriving faster are dropped and counted) or Alg. 4 (`threshold`: every frame is
+admitted and T_e adapts), and publishes exactly one ExitResult per admitted frame on
+`classification` (header = the frame's). Frames past `frame_deadline` are admitted again
+under a new data_id, so a frame lost with a dead robot is still answered once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import OrderedDict, deque
+from typing import Any
+
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Image
+
+from mdi_exit_ros import core
+from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
+from mdi_exit_ros.nodes.engine import Payload
+from mdi_exit_ros.nodes.worker import WorkerNode, exits_topic, run_node
+from mdi_exit_ros.wire import qos
+from mdi_exit_ros.wire.image import ImageDecodeError, image_to_array
+
+LABEL_MEMORY = 10_000  # ground-truth labels kept while their frames are in flight
+LATENCY_WINDOW = 1000  # results over which latency percentiles are reported
+QOS_DISCOVERY_PERIOD = 0.5  # s between looks for the camera publisher (qos: auto)
+
+
+def frame_key(header: Any) -> tuple[int, int, str]:
+    return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
+
+
+class SourceNode(WorkerNode):
+    """A worker with a camera, admission control and the frame ledger."""
+
+    is_source = True
+
+    def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.controller: core.RateController | core.ThresholdController | None = None
+        self.frames: core.FrameLedger | None = None
+        self._inputs: dict[int, Payload] = {}  # admitted frames' task-1 input, until answered
+        self._labels: OrderedDict[tuple, int] = OrderedDict()
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0}
+        self._next_id = 0
+        self._next_admit = 0.0
+        self._image_sub = None
+        self._discovery = None
+        self._source_timers: list[Any] = []
+        self._classification = None
+
+    # -- parameters ---------------------------------------------------------------------
+
+    def check_parameter(self, name: str, value: Any, current: dict[str, Any]) -> str | None:
+        reason = super().check_parameter(name, value, current)
+        if reason is None and self.controller is not None:
+            try:  # dry run on a copy: a bad combination changes nothing
+                self._make_controller({**current, name: value})
+            except ValueError as exc:
+                reason = str(exc)
+        return reason
+
+    def apply_parameter(self, name: str, value: Any, current: dict[str, Any]) -> None:
+        super().apply_parameter(name, value, current)
+        if self.controller is None:
+            return
+        if name in ("queue_thresholds", "alpha", "beta", "zeta", "control_period",
+                    "min_interval", "max_interval", "min_exit_threshold"):
+            self.controller = self._make_controller(current, keep_value=True)
+        elif name in ("exit_threshold", "exit_thresholds") and \
+                isinstance(self.controller, core.ThresholdController):
+            self.controller.set_te(max(min(self.core.thresholds.values), self.controller.te_min))
+
+    def _make_controller(self, v: dict[str, Any], keep_value: bool = False
+                         ) -> core.RateController | core.ThresholdController:
+        control = {"t_q1": v["queue_thresholds"][0], "t_q2": v["queue_thresholds"][1],
+                   "alpha": v["alpha"], "beta": v["beta"], "zeta": v["zeta"],
+                   "period": v["control_period"]}
+        old = self.controller
+        if v["admission_mode"] == "rate":
+            mu = old.mu if keep_value and isinstance(old, core.RateController) \
+                else v["initial_interval"]
+            mu = min(max(mu, v["min_interval"]), v["max_interval"])
+            return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
+                                       **control)
+        te = old.te if keep_value and isinstance(old, core.ThresholdController) \
+            else min(self.thresholds_from(v).values)
+        return core.ThresholdController(max(te, v["min_exit_threshold"]),
+                                        te_min=v["min_exit_threshold"], **control)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_configure(state)
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
+        values = self.param_values()
+        try:
+            self.controller = self._make_controller(values)
+        except ValueError as exc:
+            self.get_logger().error(f"admission control: {exc}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        self.frames = core.FrameLedger()
+        self._classification = self.create_publisher(ExitResult, "classification",
+                                                     qos.data_qos())
+        self._subs += [
+            self.create_subscription(ExitResult, exits_topic(self.worker_id),
+                                     self.on_exit_result, qos.data_qos()),
+            self.create_subscription(FrameLabel, "image_label", self._on_label,
+                                     qos.data_qos()),
+        ]
+        self._source_timers = [
+            self.create_timer(float(values["control_period"]), self._on_control),
+            self.create_timer(1.0, self._on_overdue),
+        ]
+        self._subscribe_image(values["qos"])
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._next_admit = time.monotonic()
+        return super().on_activate(state)
+
+    def _release(self) -> None:
+        for timer in self._source_timers + ([self._discovery] if self._discovery else []):
+            self.destroy_timer(timer)
+        self._source_timers, self._discovery = [], None
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+        if self._classification is not None:
+            self.destroy_publisher(self._classification)
+            self._classification = None
+        if self.frames is not None and self.frames.pending():
+            self.get_logger().warning(
+                f"{len(self.frames.pending())} admitted frame(s) were not answered before "
+                f"cleanup")
+        self.controller, self.frames = None, None
+        super()._release()
+
+    # -- camera and admission -----------------------------------------------------------
+
+    def _subscribe_image(self, choice: str) -> None:
+        """Subscribe now, or (qos: auto) once the camera publisher is on the graph."""
+        topic = self.resolve_topic_name("image")
+        if choice != "auto":
+            self._image_sub = self.create_subscription(Image, "image", self._on_image,
+                                                       qos.image_qos(choice))
+            return
+
+        def look() -> None:
+            infos = self.get_publishers_info_by_topic(topic)
+            profile = qos.image_qos("auto", [i.qos_profile.reliability for i in infos])
+            if profile is None:
+                return
+            self.destroy_timer(self._discovery)
+            self._discovery = None
+            self._image_sub = self.create_subscription(Image, "image", self._on_image, profile)
+            self.get_logger().info(
+                f"subscribed to {topic} with {profile.reliability.name.lower()} QoS, matching "
+                f"{len(infos)} publisher(s)")
+
+        self._discovery = self.create_timer(QOS_DISCOVERY_PERIOD, look)
+        self.get_logger().info(f"waiting for a publisher on {topic} to match its QoS")
+
+    def _on_label(self, msg: FrameLabel) -> None:
+        self._labels[frame_key(msg.header)] = msg.class_id
+        while len(self._labels) > LABEL_MEMORY:
+            self._labels.popitem(last=False)
+
+    def _on_image(self, msg: Image) -> None:
+        self._counts["received"] += 1
+        now = time.monotonic()
+        if not self.active:
+            self.frames.refuse()  # inactive: counted as dropped, never silent
+            return
+        if isinstance(self.controller, core.RateController):
+            if now < self._next_admit:  # Alg. 3: at most one frame per mu seconds
+                self.frames.refuse()
+                return
+            self._next_admit = max(self._next_admit + self.controller.mu, now)
+        try:
+            pixels = image_to_array(msg)
+        except ImageDecodeError as exc:
+            self._counts["bad"] += 1
+            self.frames.refuse()
+            self.get_logger().warning(f"frame not admitted: {exc}",
+                                      throttle_duration_sec=5.0)
+            return
+        x = self.engine.preprocess(pixels)
+        with self.lock:
+            data_id = self._new_data_id()
+            self._inputs[data_id] = Payload(msg.header, x)
+            self.frames.admit(data_id, now, now + self.param("frame_deadline"))
+        self._submit(data_id, data_id, now)
+
+    def _new_data_id(self) -> int:
+        data_id = self._next_id
+        self._next_id += 1
+        return data_id
+
+    def _submit(self, frame_id: int, data_id: int, now: float) -> None:
+        """Queue task 1 of a frame under `data_id` (the frame's own id or a re-admission's).
+
+        The frame carries this source's T_e^k: the source decides its frames' accuracy
+        wherever their tasks run (and Alg. 4 adapts them here).
+        """
+        with self.lock:
+            stored = self._inputs[frame_id]
+            payload = Payload(stored.header, stored.data)
+            task = core.Task(core.TaskKey(self.worker_id, data_id, 1), payload=payload,
+                             size_bytes=payload.nbytes(), admitted_at=now,
+                             exit_thresholds=self.core.thresholds)
+            self.core.submit(task, now)
+            sends = self.core.offload_pass(now)
+        self.send_tasks(sends)
+        self._wake.set()
+
+    def _on_control(self) -> None:
+        """Alg. 3 or Alg. 4, every control_period (the paper's 'sleep for s seconds')."""
+        if not self.active:
+            return
+        now = time.monotonic()
+        with self.lock:
+            step = self.controller.step(now, len(self.core.input), len(self.core.output))
+            if isinstance(self.controller, core.ThresholdController):
+                self.core.set_thresholds(self.controller.te)  # Alg. 4, line 9
+        if step is not None and getattr(step, "branch", None) is not None:
+            self.get_logger().debug(f"admission control: {step}")
+
+    def _on_overdue(self) -> None:
+        """Frames past their deadline are admitted again under a new data_id (an alias)."""
+        if not self.active:
+            return
+        now = time.monotonic()
+        for frame_id in self.frames.overdue(now):
+            with self.lock:
+                data_id = self._new_data_id()
+                self.frames.readmit(frame_id, data_id, now, now + self.param("frame_deadline"))
+            self.get_logger().warning(f"frame {frame_id} overdue: admitting it again as "
+                                      f"data_id {data_id}")
+            self._submit(frame_id, data_id, now)
+
+    # -- results ------------------------------------------------------------------------
+
+    def deliver_exit(self, result: ExitResult) -> None:
+        if result.source == self.worker_id:
+            self.on_exit_result(result)
+        else:
+            super().deliver_exit(result)
+
+    def on_exit_result(self, result: ExitResult) -> None:
+        """Publish the first result of each admitted frame on `classification`, once."""
+        now = time.monotonic()
+        with self.lock:
+            if self.frames is None:
+                return
+            frame_id = self.frames.frame_of(result.data_id)
+            record = self.frames.get(frame_id)
+            status = self.frames.result(result.data_id, now, result)
+            if status is not core.ResultStatus.FIRST:
+                return
+            result.data_id = frame_id  # one id per frame for users, whatever copy answered
+            self._inputs.pop(frame_id, None)
+            if record is not None:
+                result.latency = now - record.admitted_at
+                self._latencies.append(result.latency)
+            label = self._labels.get(frame_key(result.header))
+            if label is not None and label >= 0:
+                self._counts["labelled"] += 1
+                self._counts["correct"] += int(label == result.class_id)
+        self._classification.publish(result)
+
+    # -- reports ------------------------------------------------------------------------
+
+    def admission_interval(self) -> float:
+        return self.controller.mu if isinstance(self.controller, core.RateController) else 0.0
+
+    def fill_source_stats(self, msg: WorkerStats) -> None:
+        counters = self.frames.counters()
+        latencies = sorted(self._latencies)
+
+        def pct(q: float) -> float:
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))] \
+                if latencies else 0.0
+
+        msg.frames_received = self._counts["received"]
+        msg.frames_admitted = counters["admitted"]
+        msg.frames_dropped = counters["dropped_at_admission"]
+        msg.frames_classified = counters["completed"]
+        msg.frames_overdue = counters["overdue"]
+        msg.frames_labelled = self._counts["labelled"]
+        msg.frames_correct = self._counts["correct"]
+        msg.admission_mode = self.param("admission_mode")
+        msg.admission_interval = self.admission_interval()
+        msg.latency_p50, msg.latency_p95 = pct(0.5), pct(0.95)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(SourceNode, argv if argv is not None else sys.argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

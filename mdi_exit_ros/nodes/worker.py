@@ -1,0 +1,533 @@
+"""The MDI-Exit worker: one lifecycle node per robot (executable `worker`).
+
+A thin adapter between ROS 2 and `mdi_exit_ros.core.WorkerCore` (Alg. 1 and 2, neighbour
+table, task ledger), which it drives unchanged: tasks arrive on `/<id>/tasks` and are acked
+on the sender's `/<sender>/task_acks`; inference runs on a thread of its own; exits go to the
+owning source's `/<source>/exits`; NeighborState goes out on `/mdi/neighbor_state` every
+`state_period` and neighbours' reports come back in. Lifecycle (ros2/demos lifecycle_py):
+configure loads the model, activate starts work, deactivate stops taking tasks and hands the
+queued ones to neighbours, cleanup/shutdown release everything.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
+
+from mdi_exit_ros import core
+from mdi_exit_ros.model.checkpoint import CheckpointError
+from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerStats
+from mdi_exit_ros.nodes import params
+from mdi_exit_ros.nodes.engine import Engine, Payload
+from mdi_exit_ros.nodes.links import LinkEmulator
+from mdi_exit_ros.wire import TensorLimits, qos
+
+STATE_TOPIC = "/mdi/neighbor_state"
+STATS_TOPIC = "/mdi/worker_stats"
+TICK_PERIOD = 0.05  # s: ack timeouts, leases, deferred offloads
+MAX_TASK_FAILURES = 3  # a task whose inference keeps failing is answered with an error
+
+
+def tasks_topic(worker: str) -> str:
+    return f"/{worker}/tasks"
+
+
+def acks_topic(worker: str) -> str:
+    return f"/{worker}/task_acks"
+
+
+def exits_topic(worker: str) -> str:
+    return f"/{worker}/exits"
+
+
+def to_seconds(stamp: Any) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class WorkerNode(LifecycleNode):
+    """A robot's MDI-Exit worker (see the module docstring)."""
+
+    is_source = False
+
+    def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        params.declare(self, self.is_source)
+        self.worker_id: str = (self.get_parameter("worker_id").value
+                               or self.get_namespace().strip("/").replace("/", "_")
+                               or self.get_name())
+        self.lock = threading.RLock()  # guards core, engine use of payloads, counters
+        self.core: core.WorkerCore | None = None
+        self.engine: Engine | None = None
+        self.active = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._timers: list[Any] = []
+        self._state_timer = None
+        self._pubs: dict[str, Publisher] = {}
+        self._subs: list[Any] = []
+        self._links: LinkEmulator | None = None
+        self._offloads_to: Counter[str] = Counter()
+        self._refused_bad_tensor = 0
+        self._failures: Counter[tuple] = Counter()
+        self._warned_no_neighbor = False
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # -- parameters ---------------------------------------------------------------------
+
+    def param(self, name: str) -> Any:
+        """A parameter's value; None for one declared without a default and never set."""
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
+
+    def param_values(self) -> dict[str, Any]:
+        return {name: self.param(name) for name in params.SPECS if self.has_parameter(name)}
+
+    def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+        """Validate every change first; apply only if all are valid (nothing half-done)."""
+        current = self.param_values()
+        for p in changes:
+            reason = params.check(p.name, p.value, current)
+            spec = params.SPECS.get(p.name)
+            if reason is None and spec is not None and spec.configure_only \
+                    and self.engine is not None and current.get(p.name) != p.value:
+                reason = (f"{p.name} takes effect on configure: deactivate and clean up "
+                          f"this worker, set it, then configure again")
+            if reason is None:
+                reason = self.check_parameter(p.name, p.value, current)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+            current[p.name] = p.value
+        with self.lock:
+            for p in changes:
+                self.apply_parameter(p.name, p.value, current)
+        return SetParametersResult(successful=True)
+
+    def check_parameter(self, name: str, value: Any, current: dict[str, Any]) -> str | None:
+        """Checks that need the loaded model (subclasses add their own)."""
+        if name == "exit_thresholds" and self.engine is not None and value is not None \
+                and len(value) not in (0, self.engine.num_exits):
+            return (f"exit_thresholds needs {self.engine.num_exits} values (one per exit of "
+                    f"{self.engine.model_id}); got {len(value)}")
+        return None
+
+    def apply_parameter(self, name: str, value: Any, current: dict[str, Any]) -> None:
+        """Put a validated change into force (the lock is held)."""
+        if self.core is None:
+            return
+        if name in ("exit_threshold", "exit_thresholds"):
+            self.core.set_thresholds(self.thresholds_from(current))
+        elif name == "output_queue_threshold":
+            self.core.t_o = int(value)
+        elif name == "neighbors":
+            self.core.table.set_allowed(self.allowed_from(value))
+        elif name == "neighbor_lease":
+            self.core.table.lease = float(value)
+        elif name == "state_period" and self._state_timer is not None:
+            self._restart_state_timer(float(value))
+        elif name in ("link_delay", "link_bandwidth") and self._links is not None:
+            self._links.configure(current["link_delay"], current["link_bandwidth"])
+
+    def thresholds_from(self, values: dict[str, Any]) -> core.ExitThresholds:
+        """T_e^k in force: exit_thresholds, else exit_threshold, else the checkpoint's."""
+        assert self.engine is not None
+        k = self.engine.num_exits
+        per_exit = values.get("exit_thresholds")
+        if per_exit:
+            return core.ExitThresholds.of(per_exit)
+        if values["exit_threshold"] >= 0.0:
+            return core.ExitThresholds.uniform(k, values["exit_threshold"])
+        return core.ExitThresholds.of(self.engine.suggested_thresholds())
+
+    @staticmethod
+    def allowed_from(neighbors: list[str]) -> list[str] | None:
+        return None if params.ANY_NEIGHBOR in neighbors else list(neighbors)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and create the queues, topics and estimators."""
+        values = self.param_values()
+        try:
+            self.engine = Engine(values["model"], int(values["torch_threads"]))
+        except (CheckpointError, OSError, ValueError) as exc:
+            self.get_logger().error(f"cannot load model {values['model']!r}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        reason = self.check_parameter("exit_thresholds", values.get("exit_thresholds"), values)
+        if reason:
+            self.get_logger().error(reason)
+            self.engine = None
+            return TransitionCallbackReturn.FAILURE
+        seed = int(values["seed"])
+        self.core = core.WorkerCore(
+            self.worker_id, self.engine.model_id, self.thresholds_from(values),
+            rng=random.Random(None if seed < 0 else seed),
+            t_o=int(values["output_queue_threshold"]),
+            lease=float(values["neighbor_lease"]),
+            allowed=self.allowed_from(values["neighbors"]),
+            lifecycle_state="inactive")
+        self.limits = TensorLimits(max_bytes=int(values["max_tensor_bytes"]))
+        self._pubs = {
+            "state": self.create_publisher(NeighborState, STATE_TOPIC, qos.state_qos()),
+            "stats": self.create_publisher(WorkerStats, STATS_TOPIC, qos.state_qos()),
+        }
+        self._subs = [
+            self.create_subscription(Task, tasks_topic(self.worker_id), self._on_task,
+                                     qos.data_qos()),
+            self.create_subscription(TaskAck, acks_topic(self.worker_id), self._on_ack,
+                                     qos.data_qos()),
+            self.create_subscription(NeighborState, STATE_TOPIC, self._on_neighbor_state,
+                                     qos.state_qos()),
+        ]
+        self._links = LinkEmulator(self._publish_now)
+        self._links.configure(values["link_delay"], values["link_bandwidth"])
+        self._timers = [
+            self.create_timer(TICK_PERIOD, self._on_tick),
+            self.create_timer(float(values["stats_period"]), self.publish_stats),
+        ]
+        self.get_logger().info(
+            f"configured {self.worker_id}: model {self.engine.model_id} with "
+            f"{self.engine.num_exits} exits, thresholds {self.core.thresholds.values}, "
+            f"neighbours {values['neighbors']}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start the inference thread and the NeighborState reports."""
+        with self.lock:
+            self.core.lifecycle_state = core.ACTIVE
+            self.active = True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._inference_loop, name="inference",
+                                        daemon=True)
+        self._thread.start()
+        self._restart_state_timer(float(self.param("state_period")))
+        self.publish_state()
+        self.get_logger().info(f"{self.worker_id} active")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking tasks; hand the queued ones to live neighbours (or their sources)."""
+        with self.lock:
+            self.active = False
+            self.core.lifecycle_state = "inactive"
+        self._stop_inference()
+        self.publish_state()
+        self._hand_off_queued()
+        self.get_logger().info(f"{self.worker_id} inactive")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release topics, timers and the model."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything whatever the state."""
+        self.active = False
+        self._stop_inference()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self.core is not None and not self.core.idle():
+            held = len(self.core.held())
+            self.get_logger().warning(
+                f"{self.worker_id} releases {held} task(s) that no neighbour took; their "
+                f"sources will admit those frames again when they go overdue")
+        for timer in self._timers + ([self._state_timer] if self._state_timer else []):
+            self.destroy_timer(timer)
+        self._timers, self._state_timer = [], None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._subs, self._pubs = [], {}
+        if self._links is not None:
+            self._links.close()
+        self._links = None
+        self.core = None
+        self.engine = None
+
+    def _restart_state_timer(self, period: float) -> None:
+        if self._state_timer is not None:
+            self.destroy_timer(self._state_timer)
+        self._state_timer = self.create_timer(period, self.publish_state)
+
+    def _stop_inference(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30.0)
+        self._thread = None
+
+    # -- inference (own thread) ---------------------------------------------------------
+
+    def _inference_loop(self) -> None:
+        """Alg. 1 on the input queue, one task at a time, off the executor thread."""
+        while not self._stop.is_set():
+            with self.lock:
+                task = self.core.next_task() if self.active else None
+            if task is None:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            self.run_task(task)
+
+    def run_task(self, task: core.Task) -> None:
+        payload: Payload = task.payload
+        try:
+            run = self.engine.run(task.task_index, payload, self.param("compute_slowdown"),
+                                  self.param("confidence"))
+        except Exception as exc:  # noqa: BLE001 - a bad task must not kill the worker
+            self._task_failed(task, exc)
+            return
+        now = time.monotonic()
+        nxt = Payload(payload.header, run.next_data) if run.next_data is not None else None
+        with self.lock:
+            outcome = self.core.complete(  # Alg. 1, lines 4-12
+                task, run.confidence, run.compute_seconds, now,
+                next_payload=nxt, next_size_bytes=nxt.nbytes() if nxt else 0)
+            sends = self.core.offload_pass(now)
+        if outcome.exited:
+            self.deliver_exit(self.exit_result(task, payload, run.logits, run.confidence))
+        self.send_tasks(sends)
+
+    def _task_failed(self, task: core.Task, exc: Exception) -> None:
+        key = (task.dedup_key, task.attempt)
+        self._failures[key] += 1
+        self.get_logger().error(f"task {task} failed ({self._failures[key]}x): {exc!r}")
+        with self.lock:
+            if self._failures[key] < MAX_TASK_FAILURES:
+                self.core.requeue(task)
+                return
+            # Give up: exit here (threshold 0) so the source still gets exactly one answer.
+            task.exit_thresholds = core.ExitThresholds.uniform(self.engine.num_exits, 0.0)
+            self.core.complete(task, 1.0, 0.0, time.monotonic())
+        result = self.exit_result(task, task.payload, None, 0.0)
+        result.class_name = f"error: {exc}"[:200]
+        self.deliver_exit(result)
+
+    def exit_result(self, task: core.Task, payload: Payload, logits: Any,
+                    confidence: float) -> ExitResult:
+        """The ExitResult for a task that exited here (Alg. 1 line 6)."""
+        msg = ExitResult(source=task.source, data_id=task.data_id,
+                         exit_index=task.task_index, worker=self.worker_id,
+                         confidence=float(confidence), hops=task.hops)
+        msg.header = payload.header
+        if logits is None:
+            msg.class_id = -1
+        else:
+            msg.class_id = int(logits.argmax())
+            msg.class_name = self.engine.class_names[msg.class_id]
+            msg.logits = logits.astype("float32").tolist()
+        return msg
+
+    def deliver_exit(self, result: ExitResult) -> None:
+        """Send an exit to the frame's source (a source overrides this for its own frames)."""
+        self._publisher(exits_topic(result.source), ExitResult).publish(result)
+
+    # -- tasks out ----------------------------------------------------------------------
+
+    def _publisher(self, topic: str, msg_type: type) -> Publisher:
+        pub = self._pubs.get(topic)
+        if pub is None:
+            pub = self._pubs[topic] = self.create_publisher(msg_type, topic, qos.data_qos())
+        return pub
+
+    def send_tasks(self, sends: list[tuple[str, core.Task]]) -> None:
+        for receiver, task in sends:
+            self._offloads_to[receiver] += 1
+            self._links.send(receiver, self.task_message(task), task.size_bytes)
+
+    def task_message(self, task: core.Task) -> Task:
+        """The wire form of a task; its tensor is encoded once and kept for re-sends."""
+        payload: Payload = task.payload
+        payload.data = self.engine.to_wire(task.task_index, payload.data)
+        msg = Task(source=task.source, data_id=task.data_id, task_index=task.task_index,
+                   model_id=self.engine.model_id, sender=self.worker_id,
+                   attempt=task.attempt, hops=task.hops, tensor=payload.data,
+                   exit_thresholds=list(task.exit_thresholds.values)
+                   if task.exit_thresholds is not None else [])
+        msg.header = payload.header
+        admitted = self.get_clock().now().nanoseconds - int(
+            (time.monotonic() - task.admitted_at) * 1e9)
+        msg.admitted.sec, msg.admitted.nanosec = divmod(max(admitted, 0), 1_000_000_000)
+        return msg
+
+    def _publish_now(self, receiver: str, msg: Task) -> None:
+        if self.core is not None:
+            self._publisher(tasks_topic(receiver), Task).publish(msg)
+
+    def _hand_off_queued(self) -> None:
+        """Deactivation: queued tasks go to live neighbours, held until they ack."""
+        with self.lock:
+            sends = self.core.evacuate(time.monotonic())
+            left = len(self.core.input) + len(self.core.output)
+        self.send_tasks(sends)
+        if left and not self._warned_no_neighbor:
+            self._warned_no_neighbor = True
+            self.get_logger().warning(
+                f"{self.worker_id}: no live neighbour for {left} queued task(s); they wait "
+                f"here until one appears or this worker is activated again")
+
+    # -- callbacks ----------------------------------------------------------------------
+
+    def _on_task(self, msg: Task) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if self.core is None:
+                return
+            reason = self._check_task_message(msg)
+            receipt = None
+            if not reason:
+                thresholds = (core.ExitThresholds.of(msg.exit_thresholds)
+                              if len(msg.exit_thresholds) else None)
+                task = core.Task(core.TaskKey(msg.source, msg.data_id, msg.task_index),
+                                 attempt=msg.attempt, payload=Payload(msg.header, msg.tensor),
+                                 size_bytes=len(msg.tensor.data), admitted_at=now,
+                                 hops=msg.hops, exit_thresholds=thresholds)
+                receipt = self.core.submit(task, now, model_id=msg.model_id)
+                reason = receipt.reason
+            else:
+                self._refused_bad_tensor += 1
+            sends = self.core.offload_pass(now) if self.active and receipt else []
+        ack = TaskAck(receiver=self.worker_id, source=msg.source, data_id=msg.data_id,
+                      task_index=msg.task_index, attempt=msg.attempt,
+                      accepted=bool(receipt and receipt.accepted), reason=reason,
+                      tasks_accepted=receipt.accepted_count if receipt else 0)
+        self._publisher(acks_topic(msg.sender), TaskAck).publish(ack)
+        self.send_tasks(sends)
+        self._wake.set()
+
+    def _check_task_message(self, msg: Task) -> str:
+        """Why a received task cannot run here ('' if it can); the core checks the rest."""
+        k = self.engine.num_exits
+        if msg.model_id != self.engine.model_id or not 1 <= msg.task_index <= k:
+            return ""  # the core refuses these with its own reasons
+        if len(msg.exit_thresholds) not in (0, k):
+            return f"{len(msg.exit_thresholds)} exit thresholds for a model with {k} exits"
+        if any(not 0.0 <= t <= 1.0 for t in msg.exit_thresholds):
+            return "exit thresholds outside [0, 1]"
+        return self.engine.check_wire(msg.task_index, msg.tensor, self.limits)
+
+    def _on_ack(self, msg: TaskAck) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if self.core is None:
+                return
+            self.core.on_ack(core.TaskKey(msg.source, msg.data_id, msg.task_index),
+                             msg.attempt, msg.receiver, msg.accepted, now, msg.tasks_accepted)
+            sends = self.core.offload_pass(now) if self.active else []
+        self.send_tasks(sends)
+        self._wake.set()
+
+    def _on_neighbor_state(self, msg: NeighborState) -> None:
+        if msg.worker == self.worker_id:
+            return
+        now = time.monotonic()
+        report = core.NeighborReport(
+            worker=msg.worker, input_queue=msg.input_queue, output_queue=msg.output_queue,
+            compute_delay=msg.compute_delay, model_id=msg.model_id,
+            lifecycle_state=msg.lifecycle_state, exit_thresholds=tuple(msg.exit_thresholds),
+            seq=msg.seq, stamp=to_seconds(msg.header.stamp),
+            tasks_accepted=msg.tasks_accepted, tasks_run=msg.tasks_run,
+            admission_interval=msg.admission_interval)
+        with self.lock:
+            if self.core is None:
+                return
+            self.core.on_neighbor_state(report, now)
+            sends = self.core.offload_pass(now) if self.active else []
+        self.send_tasks(sends)
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            resends = self.core.tick(now)
+            sends = self.core.offload_pass(now) if self.active else []
+            handoff = not self.active and bool(self.core.input or self.core.output)
+        self.send_tasks(resends + sends)
+        if handoff:
+            self._hand_off_queued()
+        self._wake.set()
+
+    # -- reports ------------------------------------------------------------------------
+
+    def admission_interval(self) -> float:
+        return 0.0
+
+    def publish_state(self) -> None:
+        if self.core is None:
+            return
+        with self.lock:
+            r = self.core.report(time.monotonic())
+        msg = NeighborState(worker=r.worker, lifecycle_state=r.lifecycle_state,
+                            input_queue=r.input_queue, output_queue=r.output_queue,
+                            compute_delay=float(r.compute_delay), model_id=r.model_id,
+                            tasks_run=r.tasks_run, exit_thresholds=list(r.exit_thresholds),
+                            admission_interval=self.admission_interval(),
+                            tasks_accepted=r.tasks_accepted or 0, seq=r.seq)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._pubs["state"].publish(msg)
+
+    def publish_stats(self) -> None:
+        if self.core is None:
+            return
+        with self.lock:
+            s = self.core.stats()
+            thresholds = list(self.core.thresholds.values)
+        msg = WorkerStats(
+            worker=self.worker_id, lifecycle_state=self.core.lifecycle_state,
+            model_id=self.engine.model_id, is_source=self.is_source,
+            input_queue=s.input_queue, output_queue=s.output_queue,
+            compute_delay=float(s.gamma), tasks_run=s.tasks_run,
+            tasks_received=s.offloads_received,
+            tasks_refused=s.refused + self._refused_bad_tensor,
+            tasks_taken_back=s.taken_back, duplicates=s.duplicates,
+            offload_targets=list(self._offloads_to),
+            offloads_sent=list(self._offloads_to.values()),
+            exits=[s.exits.get(k, 0) for k in range(1, self.engine.num_exits + 1)],
+            exit_thresholds=thresholds)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.fill_source_stats(msg)
+        self._pubs["stats"].publish(msg)
+
+    def fill_source_stats(self, msg: WorkerStats) -> None:
+        """Sources add their frame counters."""
+
+
+def run_node(node_class: type[WorkerNode], argv: list[str] | None = None) -> int:
+    """Spin a lifecycle node until SIGINT; shut it down cleanly."""
+    rclpy.init(args=argv)
+    node = node_class()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.active = False
+        node._stop_inference()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(WorkerNode, argv if argv is not None else sys.argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

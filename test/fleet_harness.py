@@ -1,0 +1,197 @@
+"""Test support: worker/source processes, driven from the test process over real ROS 2.
+
+Each robot runs in a process of its own (as `ros2 launch` would start it), on the test
+run's ROS_DOMAIN_ID; the test process talks to them only through topics and the standard
+lifecycle and parameter services. Every wait is bounded and every process is ended by PID.
+"""
+
+from __future__ import annotations
+
+import array
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
+from mdi_exit_ros.tools.procs import spawn_module, stop_all
+from mdi_exit_ros.wire import qos
+
+TIMEOUT = 60.0
+
+
+def make_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised Fashion-MNIST early-exit model saved as a checkpoint."""
+    import torch
+
+    from mdi_exit_ros.model.builders import build_model
+    from mdi_exit_ros.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model("fmnist_cnn_ee").eval()
+    save_checkpoint(model, path, dtype="float32")
+    return path
+
+
+def frames(n: int, seed: int = 0) -> np.ndarray:
+    """n grey 28x28 uint8 frames with some structure (not only noise)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    ramp = np.linspace(0, 255, 28, dtype=np.float32)[None, None, :]
+    mix = rng.random((n, 1, 1)).astype(np.float32)
+    return (base * (1 - mix) + ramp * mix).astype(np.uint8)
+
+
+class Robot:
+    """One worker or source process."""
+
+    def __init__(self, worker_id: str, source: bool, params: dict[str, Any],
+                 log_dir: Path) -> None:
+        args = ["--ros-args", "-r", f"__ns:=/{worker_id}", "-r", "__node:=worker",
+                "--log-level", "warn"]
+        for name, value in params.items():
+            args += ["-p", f"{name}:={_yaml(value)}"]
+        self.worker_id = worker_id
+        self.log = log_dir / f"{worker_id}.log"
+        self._log_file = open(self.log, "w")  # noqa: SIM115 - closed in stop()
+        module = "mdi_exit_ros.nodes.source" if source else "mdi_exit_ros.nodes.worker"
+        self.proc = spawn_module(module, args, stdout=self._log_file, stderr=self._log_file)
+
+    def stop(self) -> int | None:
+        code = stop_all([self.proc], timeout=20.0)[0]
+        self._log_file.close()
+        return code
+
+
+def _yaml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_yaml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return repr(value)
+
+
+class Driver:
+    """The test process's ROS node: lifecycle, parameters, camera frames, results."""
+
+    def __init__(self) -> None:
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = Node("fleet_test_driver")
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.results: dict[str, list[ExitResult]] = defaultdict(list)
+        self.stats: dict[str, WorkerStats] = {}
+        self._image_pubs: dict[str, Any] = {}
+        self._label_pubs: dict[str, Any] = {}
+        self.node.create_subscription(WorkerStats, "/mdi/worker_stats", self._on_stats,
+                                      qos.state_qos())
+        self._listening: set[str] = set()
+
+    def _on_stats(self, msg: WorkerStats) -> None:
+        self.stats[msg.worker] = msg
+
+    def listen(self, source: str) -> None:
+        if source in self._listening:
+            return
+        self._listening.add(source)
+        self.node.create_subscription(ExitResult, f"/{source}/classification",
+                                      lambda m: self.results[source].append(m),
+                                      qos.data_qos())
+
+    def spin_until(self, predicate, timeout: float = TIMEOUT) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def call(self, client, request, timeout: float = TIMEOUT):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available")
+        future = client.call_async(request)
+        self.spin_until(future.done, timeout)
+        if not future.done():
+            raise TimeoutError(f"no answer from {client.srv_name}")
+        return future.result()
+
+    def transition(self, worker: str, transition_id: int) -> bool:
+        client = self.node.create_client(ChangeState, f"/{worker}/worker/change_state")
+        try:
+            req = ChangeState.Request()
+            req.transition.id = transition_id
+            return bool(self.call(client, req).success)
+        finally:
+            self.node.destroy_client(client)
+
+    def state(self, worker: str) -> str:
+        client = self.node.create_client(GetState, f"/{worker}/worker/get_state")
+        try:
+            return self.call(client, GetState.Request()).current_state.label
+        finally:
+            self.node.destroy_client(client)
+
+    def bring_up(self, worker: str) -> None:
+        assert self.transition(worker, Transition.TRANSITION_CONFIGURE), f"{worker} configure"
+        assert self.transition(worker, Transition.TRANSITION_ACTIVATE), f"{worker} activate"
+
+    def set_params(self, worker: str, **values: Any) -> list:
+        client = self.node.create_client(SetParameters, f"/{worker}/worker/set_parameters")
+        try:
+            req = SetParameters.Request()
+            req.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+            assert all(isinstance(p, ParameterMsg) for p in req.parameters)
+            return list(self.call(client, req).results)
+        finally:
+            self.node.destroy_client(client)
+
+    def wait_for_subscriber(self, source: str, timeout: float = TIMEOUT) -> None:
+        pub = self._image_pub(source)
+        assert self.spin_until(lambda: pub.get_subscription_count() > 0, timeout), \
+            f"/{source}/image has no subscriber"
+
+    def _image_pub(self, source: str):
+        if source not in self._image_pubs:
+            self._image_pubs[source] = self.node.create_publisher(
+                Image, f"/{source}/image", qos.reliable(10))
+            self._label_pubs[source] = self.node.create_publisher(
+                FrameLabel, f"/{source}/image_label", qos.data_qos())
+        return self._image_pubs[source]
+
+    def publish_frames(self, source: str, pixels: np.ndarray, labels: list[int] | None,
+                       rate: float) -> list[tuple[int, int]]:
+        """Publish frames at `rate` Hz; returns their stamps (sec, nanosec)."""
+        pub = self._image_pub(source)
+        stamps = []
+        for i, frame in enumerate(pixels):
+            msg = Image(height=frame.shape[0], width=frame.shape[1], encoding="mono8",
+                        step=frame.shape[1])
+            msg.data = array.array("B", frame.tobytes())
+            msg.header.frame_id = "camera"
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + i, 7
+            if labels is not None:
+                label = FrameLabel(class_id=labels[i])
+                label.header = msg.header
+                self._label_pubs[source].publish(label)
+            pub.publish(msg)
+            stamps.append((1000 + i, 7))
+            self.spin_until(lambda: False, 1.0 / rate)
+        return stamps
+
+    def close(self) -> None:
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()

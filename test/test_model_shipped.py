@@ -1,0 +1,54 @@
+"""Shipped checkpoints: load, run on random input, and classify real test images."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mdi_exit_ros.data import dataset_available, load_dataset
+from mdi_exit_ros.model import load_model
+from mdi_exit_ros.model.checkpoint import SHIPPED, shipped_path
+
+torch.set_num_threads(1)
+
+
+def _require(name: str):
+    if not shipped_path(name).is_file():
+        pytest.skip(f"{name}: shipped checkpoint {shipped_path(name).name} not present "
+                    "(not trained yet, see docs/MODELS.md)")
+    return load_model(name)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_loads_and_runs_on_random_input(name):
+    model, meta = _require(name)
+    spec = model.input_spec
+    assert meta["model_id"].startswith(meta["arch"] + "-")
+    assert len(meta["thresholds"]) == model.num_exits
+    assert len(meta["exit_accuracy"]) == model.num_exits
+    x = torch.rand(2, spec.channels, spec.size, spec.size)
+    with torch.no_grad():
+        h = spec.normalize(x)
+        for k in range(1, model.num_exits + 1):
+            feats, logits = model.run_task(k, h)
+            assert logits.shape == (2, model.num_classes)
+            assert torch.isfinite(logits).all()
+            if k < model.num_exits:
+                h = model.decode(k, model.encode(k, feats))
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_classifies_first_test_images(name):
+    model, meta = _require(name)
+    if not dataset_available(meta["dataset"]):
+        pytest.skip(f"dataset {meta['dataset']} not on this machine")
+    data = load_dataset(meta["dataset"], "test")
+    n = 50
+    x = model.input_spec.normalize(data.tensor_nchw()[:n])
+    y = torch.from_numpy(data.labels[:n])
+    with torch.no_grad():
+        final = model(x)[-1].argmax(1)
+        pred, exits, _ = model.infer_early_exit(x, meta["thresholds"])
+    assert (final == y).float().mean() >= 0.8
+    assert (pred == y).float().mean() >= 0.8
+    assert (exits < model.num_exits).any()  # some images leave early
