@@ -3,7 +3,8 @@
 One table declares every parameter with a descriptor (as Nav2 does), so `ros2 param
 describe` shows its range and meaning, docs/USAGE.md lists the same facts, and validation of
 `ros2 param set` lives in one place. Paper defaults (Sec. V) are the defaults here and in
-config/params.yaml.
+config/params.yaml. The table itself needs no rclpy, so launch files and `mdi-exit fleet`
+read parameter types from it too.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.node import Node
-from rclpy.parameter import Parameter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rcl_interfaces.msg import ParameterDescriptor
+    from rclpy.node import Node
 
 ANY_NEIGHBOR = "*"
+UNSET_DOUBLES = "<unset double[]>"  # default of a double array that starts out unset
 ADMISSION_MODES = ("rate", "threshold")
 CONFIDENCES = ("max_softmax", "entropy")
 IMAGE_QOS = ("auto", "reliable", "best_effort", "sensor_data")
@@ -48,7 +52,7 @@ WORKER_PARAMS: tuple[Spec, ...] = (
          "1 - normalised entropy (BranchyNet)", choices=CONFIDENCES),
     Spec("exit_threshold", -1.0, "T_e for every exit (Alg. 1); -1 = the checkpoint's "
          "suggested per-exit thresholds", low=-1.0, high=1.0),
-    Spec("exit_thresholds", Parameter.Type.DOUBLE_ARRAY, "T_e^k per exit (Alg. 1), one value "
+    Spec("exit_thresholds", UNSET_DOUBLES, "T_e^k per exit (Alg. 1), one value "
          "in [0, 1] per exit; overrides exit_threshold when set"),
     Spec("output_queue_threshold", 50, "T_O: a new task goes to the input queue when O_n "
          "exceeds it (Alg. 1 line 8)", low=0, high=1_000_000),
@@ -99,8 +103,20 @@ WORKER_PARAMS: tuple[Spec, ...] = (
 SPECS = {s.name: s for s in WORKER_PARAMS}
 
 
+def is_double(spec: Spec) -> bool:
+    """Declared as a double (a YAML integer must be widened before it is passed)."""
+    return isinstance(spec.default, float)
+
+
+def is_double_array(spec: Spec) -> bool:
+    return spec.default == UNSET_DOUBLES or (
+        isinstance(spec.default, list) and any(isinstance(v, float) for v in spec.default))
+
+
 def descriptor(spec: Spec) -> ParameterDescriptor:
     """A ParameterDescriptor with the spec's range, choices and read-only flag."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
     text = spec.description
     if spec.choices:
         text += f" (one of: {', '.join(spec.choices)})"
@@ -117,10 +133,13 @@ def descriptor(spec: Spec) -> ParameterDescriptor:
 
 def declare(node: Node, source: bool) -> None:
     """Declare the worker's (and, for a source, the source's) parameters on `node`."""
+    from rclpy.parameter import Parameter
+
     for spec in WORKER_PARAMS:
         if spec.source_only and not source:
             continue
-        node.declare_parameter(spec.name, spec.default, descriptor(spec))
+        default = Parameter.Type.DOUBLE_ARRAY if spec.default == UNSET_DOUBLES else spec.default
+        node.declare_parameter(spec.name, default, descriptor(spec))
 
 
 def check(name: str, value: Any, current: dict[str, Any]) -> str | None:

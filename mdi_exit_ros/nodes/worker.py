@@ -12,6 +12,7 @@ queued ones to neighbours, cleanup/shutdown release everything.
 from __future__ import annotations
 
 import random
+import signal
 import sys
 import threading
 import time
@@ -516,7 +517,9 @@ def run_node(node_class: type[WorkerNode], argv: list[str] | None = None) -> int
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        # `ros2 launch` forwards a terminal Ctrl-C that the process group also got: a
+        # second SIGINT must not interrupt the cleanup below.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     finally:
         node.active = False
         node._stop_inference()

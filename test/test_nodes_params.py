@@ -1,0 +1,66 @@
+"""Parameter validation of the worker and source, and the docs that describe them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mdi_exit_ros.nodes.params import SPECS, WORKER_PARAMS, check, descriptor
+
+REPO = Path(__file__).resolve().parents[1]
+CURRENT = {s.name: s.default for s in WORKER_PARAMS}
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("admission_mode", "fast", "admission_mode must be one of rate, threshold"),
+    ("confidence", "margin", "confidence must be one of"),
+    ("exit_thresholds", [0.5, 1.5], "must all lie in \\[0, 1\\]"),
+    ("neighbors", [], "neighbors must be"),
+    ("neighbors", ["robot2", ""], "neighbors must be"),
+    ("queue_thresholds", [30, 10], "T_Q1 <= T_Q2"),
+    ("queue_thresholds", [10], "T_Q1 <= T_Q2"),
+    ("alpha", 0.05, "alpha must be greater than beta"),
+    ("beta", 0.3, "alpha must be greater than beta"),
+    ("zeta", 1.0, "zeta must lie strictly between 0 and 1"),
+    ("min_interval", 20.0, "must not exceed max_interval"),
+    ("exit_threshold", float("nan"), "must be finite"),
+])
+def test_bad_values_are_refused_with_a_reason(name: str, value, reason: str) -> None:
+    found = check(name, value, CURRENT)
+    assert found is not None
+    assert __import__("re").search(reason, found), found
+
+
+@pytest.mark.parametrize("name, value", [
+    ("admission_mode", "threshold"), ("exit_thresholds", [0.0, 0.5, 1.0]),
+    ("neighbors", ["*"]), ("neighbors", ["robot2"]), ("queue_thresholds", [10, 10]),
+    ("alpha", 0.5), ("beta", 0.15), ("max_interval", 1.0), ("exit_threshold", -1.0),
+])
+def test_good_values_pass(name: str, value) -> None:
+    assert check(name, value, CURRENT) is None
+
+
+def test_descriptors_carry_ranges_and_read_only() -> None:
+    assert descriptor(SPECS["alpha"]).floating_point_range[0].to_value == 1.0
+    assert descriptor(SPECS["output_queue_threshold"]).integer_range[0].from_value == 0
+    assert descriptor(SPECS["worker_id"]).read_only
+    assert "one of: rate, threshold" in descriptor(SPECS["admission_mode"]).description
+
+
+def test_params_yaml_holds_valid_paper_defaults() -> None:
+    data = yaml.safe_load((REPO / "config" / "params.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    assert set(values) <= set(SPECS), set(values) - set(SPECS)
+    for name, value in values.items():
+        assert check(name, value, CURRENT) is None, name
+    paper = {"output_queue_threshold": 50, "queue_thresholds": [10, 30], "alpha": 0.2,
+             "beta": 0.1, "zeta": 0.2}
+    assert {k: values[k] for k in paper} == paper
+
+
+def test_usage_documents_every_parameter() -> None:
+    usage = (REPO / "docs" / "USAGE.md").read_text()
+    missing = [s.name for s in WORKER_PARAMS if f"`{s.name}`" not in usage]
+    assert not missing, f"docs/USAGE.md does not describe {missing}"
