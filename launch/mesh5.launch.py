@@ -1,0 +1,26 @@
+"""Start the mesh5 fleet (config/topologies/mesh5.yaml).
+
+Same arguments as topology.launch.py:
+
+    ros2 launch mdi_exit_ros mesh5.launch.py
+    ros2 launch mdi_exit_ros mesh5.launch.py model:=fmnist_cnn_ee rate:=30.0
+"""
+
+# ruff: noqa: I001  (`launch` is the ROS 2 package, not this repo's launch/ folder)
+from __future__ import annotations
+
+import os
+
+from launch import LaunchDescription
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+TOPOLOGY = "mesh5"
+
+
+def generate_launch_description() -> LaunchDescription:
+    generic = os.path.join(os.path.dirname(os.path.abspath(__file__)), "topology.launch.py")
+    return LaunchDescription([
+        IncludeLaunchDescription(PythonLaunchDescriptionSource(generic),
+                                 launch_arguments={"topology": TOPOLOGY}.items()),
+    ])
