@@ -8,6 +8,7 @@ model's own forward pass (which applies every codec round trip) and to offline a
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -107,9 +108,13 @@ class Engine:
         return ""
 
     @torch.no_grad()
-    def run(self, task_index: int, payload: Payload, slowdown: float,
-            confidence: str) -> TaskRun:
-        """Run task k on its payload; pad the compute time to `slowdown` x measured."""
+    def run(self, task_index: int, payload: Payload, slowdown: float, confidence: str,
+            stop: threading.Event | None = None) -> TaskRun:
+        """Run task k on its payload; pad the compute time to `slowdown` x measured.
+
+        The padding waits on `stop`, so a worker shutting down is not held by an emulated
+        slow device.
+        """
         start = time.perf_counter()
         data = payload.data
         x = msg_to_torch(data) if isinstance(data, Tensor) else data
@@ -121,7 +126,7 @@ class Engine:
             next_data = self.model.encode(task_index, features).contiguous()
         elapsed = time.perf_counter() - start
         if slowdown > 1.0:
-            time.sleep(elapsed * (slowdown - 1.0))
+            (stop or threading.Event()).wait(elapsed * (slowdown - 1.0))
         row = logits[0].float().numpy()
         conf = CONFIDENCE_FNS[confidence](row.tolist())
         return TaskRun(row, conf, elapsed * slowdown, next_data)

@@ -292,7 +292,7 @@ class WorkerNode(LifecycleNode):
         payload: Payload = task.payload
         try:
             run = self.engine.run(task.task_index, payload, self.param("compute_slowdown"),
-                                  self.param("confidence"))
+                                  self.param("confidence"), self._stop)
         except Exception as exc:  # noqa: BLE001 - a bad task must not kill the worker
             self._task_failed(task, exc)
             return

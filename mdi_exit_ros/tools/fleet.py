@@ -1,0 +1,583 @@
+"""`mdi-exit fleet <topology>`: start a whole fleet as processes, without `ros2 launch`.
+
+It reads the same topology YAML as the launch files (through tools.fleet_spec) and starts
+the same nodes: one worker (or source) per robot in namespace /<robot>, configured and then
+activated through the standard lifecycle services, and an image player per source. It runs
+until --duration has passed or it gets SIGINT/SIGTERM (Ctrl-C), which it forwards to its
+children (each runs in a session of its own), and prints a SUMMARY gathered from
+/mdi/worker_stats and /<source>/classification.
+
+    mdi-exit fleet mesh3 --duration 60
+    mdi-exit fleet config/topologies/mesh5.yaml --set robot2.compute_slowdown=2.0 --monitor
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import math
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from mdi_exit_ros.tools import fleet_spec
+from mdi_exit_ros.tools.fleet_spec import NodeSpec, Override
+from mdi_exit_ros.tools.monitor import FleetView, render
+from mdi_exit_ros.topology import Topology, TopologyError, load_topology, resolve_topology
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+CLEAN_CODES = (0, -signal.SIGINT, 128 + signal.SIGINT)  # stopped by our SIGINT
+
+
+class FleetError(RuntimeError):
+    """The fleet could not be started or run; the message names the worker and its log."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mdi-exit fleet", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Overrides: --set robot2.compute_slowdown=2.0, "
+                                       "--set '*.torch_threads=2' (every worker).")
+    p.add_argument("topology", help="shipped topology name (mesh2, mesh3, circular3, mesh5) "
+                                    "or a topology YAML file")
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop after this many seconds of activity (default: until Ctrl-C)")
+    p.add_argument("--model", help="model of every worker (shipped name or checkpoint path)")
+    p.add_argument("--params-file", help="worker parameters YAML "
+                                         "(default: the package's config/params.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="WORKER.PARAM=VALUE", help="per-worker parameter override")
+    p.add_argument("--dataset", help="image player dataset (default: the topology's)")
+    p.add_argument("--rate", type=float, help="image player frames per second")
+    p.add_argument("--no-player", action="store_true", help="start no image player")
+    p.add_argument("--camera-topic", metavar="TOPIC",
+                   help="no player; remap each source's `image` to TOPIC")
+    p.add_argument("--monitor", action="store_true", help="show the live monitor")
+    p.add_argument("--log-dir", help="children's stdout/stderr go here (default: a temp dir)")
+    p.add_argument("--startup-timeout", type=float, default=180.0,
+                   help="seconds for all nodes to start, configure and activate")
+    p.add_argument("--shutdown-timeout", type=float, default=10.0,
+                   help="seconds for each child to end after SIGINT before SIGKILL")
+    p.add_argument("--verbose", "-v", action="store_true", help="print children's commands")
+    return p
+
+
+@dataclass
+class Options:
+    """Validated options: the topology, the nodes to start and how to run them."""
+
+    topology: Topology
+    workers: list[NodeSpec]
+    players: list[NodeSpec]
+    params_file: Path | None
+    duration: float | None
+    log_dir: Path | None
+    monitor: bool = False
+    startup_timeout: float = 180.0
+    shutdown_timeout: float = 10.0
+    verbose: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_options(argv: list[str]) -> Options:
+    """Parse and validate; argparse exits 2 on malformed options, ValueError/TopologyError
+    for bad values (the caller prints them and exits 2)."""
+    a = build_parser().parse_args(argv)
+    topology = load_topology(resolve_topology(a.topology))
+    overrides: list[Override] = [fleet_spec.parse_override(s) for s in a.overrides]
+    for name, value in (("duration", a.duration), ("startup-timeout", a.startup_timeout),
+                        ("shutdown-timeout", a.shutdown_timeout)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"--{name} must be a positive number of seconds, not {value}")
+    if a.camera_topic is not None and not a.camera_topic.strip():
+        raise ValueError("--camera-topic needs a topic name")
+    warnings = []
+    if a.params_file:
+        params_file: Path | None = Path(a.params_file).resolve()
+        if not params_file.is_file():
+            raise ValueError(f"--params-file {a.params_file}: no such file")
+    else:
+        params_file = fleet_spec.default_params_file()
+        if not params_file.is_file():
+            warnings.append(f"no {params_file}: workers start with their built-in defaults")
+            params_file = None
+    workers = fleet_spec.worker_specs(topology, a.model, overrides, a.camera_topic)
+    for spec in workers:
+        if not spec.parameters.get("neighbors"):
+            warnings.append(f"{spec.robot} has no one-hop neighbour in {topology.name}; it "
+                            "keeps its default `neighbors` (any discovered worker)")
+    players = [] if (a.no_player or a.camera_topic) else \
+        fleet_spec.player_specs(topology, a.dataset, a.rate)
+    if (a.no_player or a.camera_topic) and (a.dataset or a.rate is not None):
+        warnings.append("--dataset/--rate ignored: no image player is started")
+    return Options(topology=topology, workers=workers, players=players,
+                   params_file=params_file, duration=a.duration,
+                   log_dir=Path(a.log_dir) if a.log_dir else None, monitor=a.monitor,
+                   startup_timeout=a.startup_timeout, shutdown_timeout=a.shutdown_timeout,
+                   verbose=a.verbose, warnings=warnings)
+
+
+def child_command(spec: NodeSpec, params_file: Path | None) -> tuple[str, list[str]]:
+    """(module, arguments) that start `spec` as `python -P -m module arguments`; only the
+    lifecycle nodes (worker, source) get the params file."""
+    return spec.module, fleet_spec.ros_arguments(spec, params_file if spec.lifecycle else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary (plain functions of message-like objects)
+
+
+@dataclass
+class RunCounts:
+    """What the fleet counted itself on the sources' topics."""
+
+    labels: int = 0  # FrameLabels seen = frames the player published
+    classified: int = 0  # ExitResults on /<source>/classification
+    labelled: int = 0  # results whose frame's ground truth was seen
+    correct: int = 0
+    exits: Counter = field(default_factory=Counter)  # exit index -> results
+
+
+def summarize(stats: Iterable[Any], counts: RunCounts, seconds: float,
+              streaming: float | None = None) -> dict[str, Any]:
+    """Fleet totals from each worker's last WorkerStats and the fleet's own counts.
+
+    `seconds` is the run's length, `streaming` the part of it since the first frame (the
+    throughput's denominator: a player needs a few seconds to start)."""
+    stats = list(stats)
+    sources = [s for s in stats if s.is_source]
+    total = {k: sum(int(getattr(s, f"frames_{k}")) for s in sources)
+             for k in ("received", "admitted", "dropped", "classified", "overdue",
+                       "labelled", "correct")}
+    exits: list[int] = []
+    for s in stats:
+        for k, n in enumerate(s.exits):
+            if k >= len(exits):
+                exits.append(0)
+            exits[k] += int(n)
+    links = {f"{s.worker}->{t}": int(n) for s in stats
+             for t, n in zip(s.offload_targets, s.offloads_sent, strict=False)}
+    # The sources' own counts first: they subscribe to the labels before the player starts,
+    # while the fleet's subscription can miss the first frames.
+    if total["labelled"]:
+        accuracy = total["correct"] / total["labelled"]
+        basis = (total["correct"], total["labelled"])
+    elif counts.labelled:
+        accuracy, basis = counts.correct / counts.labelled, (counts.correct, counts.labelled)
+    else:
+        accuracy, basis = None, (0, 0)
+    classified = counts.classified or total["classified"]
+    window = "since the first frame" if streaming is not None else "of the run"
+    streaming = seconds if streaming is None else streaming
+    return {
+        "workers": len(stats), "sources": [s.worker for s in sources],
+        "published": counts.labels, **{f"frames_{k}": v for k, v in total.items()},
+        "results": counts.classified, "accuracy": accuracy, "accuracy_basis": basis,
+        "exits": exits, "offloads": links, "seconds": seconds, "streaming": streaming,
+        "streaming_basis": window,
+        "throughput": classified / streaming if streaming > 0 else 0.0,
+        "tasks_run": {s.worker: int(s.tasks_run) for s in stats},
+        "latency": {s.worker: (float(s.latency_p50), float(s.latency_p95)) for s in sources},
+    }
+
+
+def format_summary(s: dict[str, Any], title: str) -> str:
+    """The SUMMARY block printed at the end of a run."""
+    offered = f"{s['frames_received']} (frames that reached the sources)"
+    in_flight = s["frames_admitted"] - s["frames_classified"]
+    correct, labelled = s["accuracy_basis"]
+    lines = [
+        f"SUMMARY {title}: {s['workers']} workers reported, sources "
+        f"{', '.join(s['sources']) or '-'}, {s['seconds']:.1f} s",
+        f"  frames offered     {offered}",
+        f"  admitted           {s['frames_admitted']}",
+        f"  classified         {s['frames_classified']} (results seen: {s['results']}, "
+        f"in flight at stop: {max(in_flight, 0)})",
+        f"  dropped            {s['frames_dropped']}",
+        f"  overdue            {s['frames_overdue']}",
+        "  accuracy           " + ("n/a (no ground truth)" if s["accuracy"] is None else
+                                   f"{100 * s['accuracy']:.2f}% ({correct}/{labelled})"),
+        "  exits              " + (", ".join(f"exit {k}: {n}" for k, n in
+                                             enumerate(s["exits"], start=1)) or "-"),
+        "  offloads           " + (", ".join(f"{link}: {n}" for link, n in
+                                             sorted(s["offloads"].items())) or "-"),
+        f"  throughput         {s['throughput']:.2f} classified frames/s (over "
+        f"{s['streaming']:.1f} s {s.get('streaming_basis', 'of the run')})",
+        "  tasks run          " + ", ".join(f"{w}: {n}" for w, n in s["tasks_run"].items()),
+    ]
+    for w, (p50, p95) in s["latency"].items():
+        lines.append(f"  latency {w:<10} p50 {p50 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Children
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGINT if the fleet dies (its own session hides the terminal's)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class Child:
+    spec: NodeSpec
+    proc: subprocess.Popen
+    log_path: Path
+    log: IO[bytes]
+    command: list[str]
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join("    | " + line for line in text[-lines:])
+
+
+def start_child(spec: NodeSpec, opts: Options, log_dir: Path) -> Child:
+    from mdi_exit_ros.tools.procs import module_command, spawn_module
+
+    module, args = child_command(spec, opts.params_file)
+    command = module_command(module, args)
+    log_path = log_dir / f"{spec.label}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 (closed in Fleet.close)
+    log.write(f"$ {shlex.join(command)}\n".encode())
+    log.flush()
+    env = {"PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"}
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    proc = spawn_module(module, args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL, preexec_fn=preexec)
+    return Child(spec, proc, log_path, log, command)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fleet
+
+
+class Fleet:
+    """Starts, drives and stops the children; watches the fleet's topics for the summary."""
+
+    def __init__(self, opts: Options, log_dir: Path, out: IO[str] = sys.stdout) -> None:
+        self.opts, self.log_dir, self.out = opts, log_dir, out
+        self.children: list[Child] = []
+        self.view = FleetView()
+        self.counts = RunCounts()
+        self._labels: dict[tuple[str, int, int, str], int] = {}
+        self._results: dict[tuple[str, int, int, str], int] = {}
+        self.stop_requested = 0  # signals received
+        self.first_frame: float | None = None  # monotonic time of the first label/result
+        self.stopped_at: float | None = None
+        self.node: Any = None
+
+    def say(self, text: str) -> None:
+        print(f"[fleet] {text}", file=self.out, flush=True)
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def on_signal(self, signum: int, _frame: Any) -> None:
+        self.stop_requested += 1
+        if self.stop_requested > 1:  # a second Ctrl-C: no more patience
+            for c in self.children:
+                if c.proc.poll() is None:
+                    c.proc.kill()
+
+    def stopping(self) -> bool:
+        return self.stop_requested > 0
+
+    # -- ROS side ----------------------------------------------------------------------------
+
+    def make_node(self) -> None:
+        from rclpy.node import Node
+
+        from mdi_exit_ros.msg import ExitResult, FrameLabel, NeighborState, WorkerStats
+        from mdi_exit_ros.wire.qos import data_qos, state_qos
+
+        self.node = node = Node("mdi_fleet")
+        node.create_subscription(WorkerStats, "/mdi/worker_stats", self.view.on_stats,
+                                 state_qos())
+        node.create_subscription(NeighborState, "/mdi/neighbor_state", self.view.on_state,
+                                 state_qos())
+        for src in self.opts.topology.sources:
+            node.create_subscription(FrameLabel, f"/{src}/image_label",
+                                     lambda m, s=src: self.on_label(s, m), data_qos())
+            node.create_subscription(ExitResult, f"/{src}/classification",
+                                     lambda m, s=src: self.on_result(s, m), data_qos())
+
+    @staticmethod
+    def _key(src: str, header: Any) -> tuple[str, int, int, str]:
+        return (src, header.stamp.sec, header.stamp.nanosec, header.frame_id)
+
+    def _score(self, key: tuple[str, int, int, str]) -> None:
+        if key in self._labels and key in self._results:
+            truth, guess = self._labels.pop(key), self._results.pop(key)
+            if truth >= 0:
+                self.counts.labelled += 1
+                self.counts.correct += truth == guess
+
+    def on_label(self, src: str, msg: Any) -> None:
+        self.first_frame = self.first_frame or time.monotonic()
+        self.counts.labels += 1
+        key = self._key(src, msg.header)
+        self._labels[key] = int(msg.class_id)
+        self._score(key)
+
+    def on_result(self, src: str, msg: Any) -> None:
+        self.first_frame = self.first_frame or time.monotonic()
+        self.counts.classified += 1
+        self.counts.exits[int(msg.exit_index)] += 1
+        key = self._key(src, msg.header)
+        self._results[key] = int(msg.class_id)
+        self._score(key)
+
+    def spin_until(self, done: Callable[[], bool], timeout: float, what: str,
+                   watch: Iterable[Child] = ()) -> None:
+        """Spin until done(); FleetError on timeout or when a watched child exits."""
+        import rclpy
+
+        watch = list(watch)
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self.stopping():
+                raise KeyboardInterrupt
+            for c in watch:
+                if c.proc.poll() is not None:
+                    raise FleetError(
+                        f"{c.spec.full_name} ({c.spec.executable}) exited with code "
+                        f"{c.proc.returncode} while {what}; log {c.log_path}:\n{c.tail()}")
+            if time.monotonic() > deadline:
+                raise FleetError(f"timed out after {timeout:g} s {what}")
+            rclpy.spin_once(self.node, timeout_sec=0.1)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def transition(self, workers: list[Child], transition_id: int, label: str,
+                   goal_state: int, deadline: float) -> None:
+        """Request a transition of every worker at once, then wait until all reach goal."""
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        clients = {c.spec.robot: (c, self.node.create_client(
+            ChangeState, f"{c.spec.full_name}/change_state"), self.node.create_client(
+            GetState, f"{c.spec.full_name}/get_state")) for c in workers}
+        try:
+            for child, change, _ in clients.values():
+                self.spin_until(change.service_is_ready, deadline - time.monotonic(),
+                                f"waiting for {child.spec.full_name}/change_state", [child])
+            futures = {}
+            for robot, (_, change, _) in clients.items():
+                req = ChangeState.Request()
+                req.transition.id = transition_id
+                futures[robot] = change.call_async(req)
+            self.spin_until(lambda: all(f.done() for f in futures.values()),
+                            deadline - time.monotonic(), f"waiting for {label}",
+                            [c for c, _, _ in clients.values()])
+            for robot, fut in futures.items():
+                child = clients[robot][0]
+                if fut.exception() is not None or not fut.result().success:
+                    why = fut.exception() or "the node refused it"
+                    raise FleetError(f"{label} of {child.spec.full_name} failed ({why}); "
+                                     f"log {child.log_path}:\n{child.tail()}")
+            for child, _, get in clients.values():
+                self._wait_state(child, get, goal_state, label, deadline)
+        finally:
+            for _, change, get in clients.values():
+                self.node.destroy_client(change)
+                self.node.destroy_client(get)
+
+    def _wait_state(self, child: Child, client: Any, goal: int, label: str,
+                    deadline: float) -> None:
+        from lifecycle_msgs.srv import GetState
+
+        while True:
+            self.spin_until(client.service_is_ready, deadline - time.monotonic(),
+                            f"waiting for {child.spec.full_name}/get_state", [child])
+            fut = client.call_async(GetState.Request())
+            self.spin_until(fut.done, deadline - time.monotonic(),
+                            f"asking {child.spec.full_name} for its state", [child])
+            state = fut.result().current_state if fut.exception() is None else None
+            if state is not None and state.id == goal:
+                return
+            if time.monotonic() > deadline:
+                raise FleetError(f"{child.spec.full_name} is {state.label if state else '?'} "
+                                 f"after {label}; log {child.log_path}:\n{child.tail()}")
+            pause = time.monotonic() + 0.1
+            self.spin_until(lambda p=pause: time.monotonic() >= p, deadline - time.monotonic(),
+                            f"waiting for {child.spec.full_name} to be {label}d", [child])
+
+    # -- run ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from lifecycle_msgs.msg import State, Transition
+
+        o = self.opts
+        deadline = time.monotonic() + o.startup_timeout
+        self.say(f"topology {o.topology.name}: {', '.join(o.topology.workers)} "
+                 f"(sources {', '.join(o.topology.sources)}); logs in {self.log_dir}")
+        for w in o.warnings:
+            self.say(f"warning: {w}")
+        for spec in o.workers:
+            child = start_child(spec, o, self.log_dir)
+            self.children.append(child)
+            self.say(f"started {spec.full_name} ({spec.executable}, pid {child.proc.pid})"
+                     + (f": {shlex.join(child.command)}" if o.verbose else ""))
+        workers = list(self.children)
+        self.transition(workers, Transition.TRANSITION_CONFIGURE, "configure",
+                        State.PRIMARY_STATE_INACTIVE, deadline)
+        self.say("all workers configured (inactive)")
+        self.transition(workers, Transition.TRANSITION_ACTIVATE, "activate",
+                        State.PRIMARY_STATE_ACTIVE, deadline)
+        self.say("all workers active")
+        for spec in o.players:
+            child = start_child(spec, o, self.log_dir)
+            self.children.append(child)
+            self.say(f"started {spec.full_name} (dataset {spec.parameters.get('dataset')}, "
+                     f"{spec.parameters.get('rate', '?')} Hz, pid {child.proc.pid})"
+                     + (f": {shlex.join(child.command)}" if o.verbose else ""))
+
+    def run(self) -> float:
+        """Spin until the duration is over or a signal came; returns the seconds run."""
+        import rclpy
+
+        start = time.monotonic()
+        end = start + self.opts.duration if self.opts.duration else math.inf
+        next_draw = start
+        workers = [c for c in self.children if c.spec.lifecycle]
+        players = [c for c in self.children if not c.spec.lifecycle]
+        reported_players: set[int] = set()
+        while not self.stopping() and time.monotonic() < end:
+            rclpy.spin_once(self.node, timeout_sec=0.1)
+            for c in workers:
+                if c.proc.poll() is not None:
+                    raise FleetError(f"{c.spec.full_name} exited with code {c.proc.returncode}"
+                                     f" while running; log {c.log_path}:\n{c.tail()}")
+            for c in players:
+                if c.proc.poll() is not None and c.proc.pid not in reported_players:
+                    reported_players.add(c.proc.pid)
+                    if c.proc.returncode != 0:
+                        raise FleetError(f"{c.spec.full_name} exited with code "
+                                         f"{c.proc.returncode}; log {c.log_path}:\n{c.tail()}")
+                    self.say(f"{c.spec.full_name} has published all its frames")
+            if self.opts.monitor and time.monotonic() >= next_draw:
+                next_draw += 1.0
+                self.out.write("\x1b[H\x1b[J" + render(
+                    self.view, title=f"mdi-exit fleet {self.opts.topology.name}"))
+                self.out.flush()
+        self.stopped_at = time.monotonic()
+        return self.stopped_at - start
+
+    def final_stats(self, timeout: float = 3.0) -> list[Any]:
+        """Stop the players, then take every worker's next WorkerStats (bounded wait)."""
+        import rclpy
+
+        players = [c for c in self.children if not c.spec.lifecycle]
+        self.stop_children(players)
+        since = time.monotonic()
+        deadline = since + timeout
+        robots = [s.robot for s in self.opts.workers]
+        while time.monotonic() < deadline and self.stop_requested < 2:
+            fresh = [r for r in robots if r in self.view.workers
+                     and (self.view.workers[r].stats_at or 0) > since]
+            if len(fresh) == len(robots):
+                break
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+        return [self.view.workers[r].stats for r in robots
+                if r in self.view.workers and self.view.workers[r].stats is not None]
+
+    def stop_children(self, children: list[Child]) -> list[str]:
+        """SIGINT, wait (bounded), SIGKILL; returns what did not stop cleanly."""
+        problems = []
+        for c in children:
+            if c.proc.poll() is None:
+                c.proc.send_signal(signal.SIGINT)
+        for c in children:
+            try:
+                c.proc.wait(timeout=self.opts.shutdown_timeout)
+            except subprocess.TimeoutExpired:
+                c.proc.kill()
+                c.proc.wait(timeout=10)
+                problems.append(f"{c.spec.full_name} did not end within "
+                                f"{self.opts.shutdown_timeout:g} s of SIGINT and was killed")
+                continue
+            if c.proc.returncode not in CLEAN_CODES:
+                problems.append(f"{c.spec.full_name} exited with code {c.proc.returncode}; "
+                                f"log {c.log_path}")
+        return problems
+
+    def close(self) -> list[str]:
+        problems = self.stop_children(self.children)
+        for c in self.children:
+            c.log.close()
+        return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        opts = parse_options(argv)
+    except (ValueError, TopologyError) as exc:
+        print(f"mdi-exit fleet: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    log_dir = opts.log_dir or Path(tempfile.mkdtemp(prefix=f"mdi-fleet-{opts.topology.name}-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    fleet = Fleet(opts, log_dir)
+    previous = {s: signal.signal(s, fleet.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(args=["mdi_fleet"], signal_handler_options=SignalHandlerOptions.NO)
+    code, reason, seconds, stats = EXIT_OK, "", 0.0, []
+    try:
+        fleet.make_node()
+        fleet.start()
+        fleet.say("running " + (f"for {opts.duration:g} s" if opts.duration else
+                                "until Ctrl-C"))
+        seconds = fleet.run()
+        fleet.say("stopping" + (" (signal)" if fleet.stopping() else ""))
+        stats = fleet.final_stats()
+    except KeyboardInterrupt:
+        code, reason = EXIT_INTERRUPTED, "interrupted before the fleet was running"
+    except FleetError as exc:
+        code, reason = EXIT_FAILED, str(exc)
+    finally:
+        problems = fleet.close()
+        if fleet.node is not None:
+            fleet.node.destroy_node()
+        rclpy.try_shutdown()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stats or code == EXIT_OK:
+        streaming = (fleet.stopped_at - fleet.first_frame
+                     if fleet.first_frame and fleet.stopped_at else None)
+        summary = summarize(stats, fleet.counts, seconds, streaming)
+        print(format_summary(summary, opts.topology.name), flush=True)
+    if code == EXIT_OK and len(stats) < len(opts.workers):
+        missing = sorted({s.robot for s in opts.workers} - {s.worker for s in stats})
+        problems.append(f"no WorkerStats from {', '.join(missing)}")
+    if problems and code == EXIT_OK:
+        code, reason = EXIT_FAILED, "; ".join(problems)
+    elif problems:
+        reason += "; " + "; ".join(problems)
+    if code:
+        print(f"mdi-exit fleet: {reason}", file=sys.stderr, flush=True)
+    print(f"[fleet] logs in {log_dir}; exit code {code}", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

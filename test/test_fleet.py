@@ -1,0 +1,398 @@
+"""`mdi-exit fleet`: options, overrides and the summary as plain functions; then whole runs
+over ROS 2 with the real worker and source nodes and the shipped model (start-up through
+the lifecycle services, --duration, SIGINT forwarding, a worker that fails to configure)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mdi_exit_ros.msg import WorkerStats
+from mdi_exit_ros.tools import fleet, fleet_spec
+from mdi_exit_ros.tools.fleet import RunCounts, format_summary, parse_options, summarize
+from mdi_exit_ros.tools.fleet_spec import (
+    coerce,
+    format_value,
+    parse_override,
+    parse_value,
+    ros_arguments,
+    worker_specs,
+)
+from mdi_exit_ros.tools.procs import spawn_module, stop_all
+from mdi_exit_ros.topology import TopologyError, load_topology, parse_topology, resolve_topology
+
+FLEET = "mdi_exit_ros.tools.fleet"
+
+# --------------------------------------------------------------------------------------------
+# Overrides and parameters
+
+
+def test_parse_override() -> None:
+    o = parse_override("robot2.compute_slowdown=2.0")
+    assert (o.worker, o.name, o.value) == ("robot2", "compute_slowdown", 2.0)
+    assert parse_override("*.torch_threads=2").worker == "*"
+    assert parse_override("robot1.neighbors=[robot2, robot3]").value == ["robot2", "robot3"]
+    assert parse_override("robot1.model=/tmp/m.safetensors").value == "/tmp/m.safetensors"
+    for bad in ("robot2.compute_slowdown", "compute_slowdown=2", "=2", ".x=1", "robot2.=1"):
+        with pytest.raises(ValueError, match="<worker>.<parameter>=<value>"):
+            parse_override(bad)
+
+
+def test_parse_value_reads_yaml_scalars() -> None:
+    assert parse_value("2") == 2 and isinstance(parse_value("2"), int)
+    assert parse_value("2.5") == 2.5
+    assert parse_value("true") is True
+    assert parse_value("threshold") == "threshold"
+    assert parse_value("'1.0'") == "1.0"
+    assert parse_value("") == ""
+
+
+def test_integral_values_of_double_parameters_become_floats() -> None:
+    out = coerce({"compute_slowdown": 2, "torch_threads": 2, "exit_thresholds": [1, 0.5],
+                  "alpha": True, "neighbors": ["a"]})
+    assert out == {"compute_slowdown": 2.0, "torch_threads": 2, "exit_thresholds": [1.0, 0.5],
+                   "alpha": True, "neighbors": ["a"]}
+    assert isinstance(out["compute_slowdown"], float)
+    assert isinstance(out["torch_threads"], int)
+
+
+def test_coerce_widens_worker_doubles_and_keeps_ints() -> None:
+    from rclpy.parameter import Parameter
+
+    out = fleet_spec.coerce({"compute_slowdown": 2, "exit_thresholds": [1, 0],
+                             "torch_threads": 2})
+    assert out == {"compute_slowdown": 2.0, "exit_thresholds": [1.0, 0.0], "torch_threads": 2}
+    assert type(out["compute_slowdown"]) is float  # 2 == 2.0: the types are the point
+    assert [type(v) for v in out["exit_thresholds"]] == [float, float]
+    assert type(out["torch_threads"]) is int
+    # the types rclpy infers are the ones the worker declares, so its overrides are accepted
+    types = {k: Parameter(k, value=v).type_ for k, v in out.items()}
+    assert types == {"compute_slowdown": Parameter.Type.DOUBLE,
+                     "exit_thresholds": Parameter.Type.DOUBLE_ARRAY,
+                     "torch_threads": Parameter.Type.INTEGER}
+
+
+@pytest.mark.parametrize("value,text", [
+    (True, "true"), (False, "false"), (2.0, "2.0"), (3, "3"), (1e-4, "0.0001"),
+    (["robot2", "robot3"], "[robot2, robot3]"), ([10, 30], "[10, 30]"),
+    ("fmnist_cnn_ee", "fmnist_cnn_ee"), ("1.0", "'1.0'"), ("true", "'true'"),
+    ("/tmp/a b.safetensors", "/tmp/a b.safetensors"),
+])
+def test_format_value_round_trips_through_yaml(value, text) -> None:
+    assert format_value(value) == text
+    assert parse_value(text) == value
+
+
+def test_worker_specs_precedence_model_topology_overrides() -> None:
+    topo = parse_topology({"name": "t", "workers": ["a", "b", "c"], "sources": ["a"],
+                           "parameters": {"b": {"compute_slowdown": 3, "model": "topo_m"}}})
+    specs = {s.robot: s for s in worker_specs(
+        topo, model="cli_m", overrides=[parse_override("*.torch_threads=2"),
+                                        parse_override("c.model=over_m")])}
+    assert specs["a"].executable == "source" and specs["b"].executable == "worker"
+    assert specs["a"].parameters == {"model": "cli_m", "neighbors": ["b", "c"],
+                                     "torch_threads": 2}
+    assert specs["b"].parameters["model"] == "topo_m"  # topology beats --model
+    assert specs["b"].parameters["compute_slowdown"] == 3.0
+    assert specs["c"].parameters["model"] == "over_m"  # --set beats both
+    assert specs["a"].full_name == "/a/worker"
+    with pytest.raises(TopologyError, match="'zz' is not a worker"):
+        worker_specs(topo, overrides=[parse_override("zz.alpha=0.3")])
+
+
+def test_ros_arguments_of_a_source_with_a_camera(tmp_path: Path) -> None:
+    topo = load_topology(resolve_topology("mesh3"))
+    spec = worker_specs(topo, overrides=[parse_override("robot1.compute_slowdown=2")],
+                        camera_topic="/camera/image_raw")[0]
+    args = ros_arguments(spec, tmp_path / "p.yaml")
+    assert args[:5] == ["--ros-args", "-r", "__ns:=/robot1", "-r", "__node:=worker"]
+    assert args[5:7] == ["-r", "image:=/camera/image_raw"]
+    assert args.index("--params-file") < args.index("-p")  # -p values win
+    assert "neighbors:=[robot2, robot3]" in args
+    assert "compute_slowdown:=2.0" in args
+
+
+def test_empty_neighbour_lists_are_left_out() -> None:
+    topo = parse_topology({"workers": ["a", "b"], "arcs": [["a", "b"]]})
+    b = worker_specs(topo)[1]
+    assert b.parameters["neighbors"] == []
+    assert not any(a.startswith("neighbors:=") for a in ros_arguments(b))
+    assert "neighbors" not in fleet_spec.launch_parameters(b)
+
+
+# --------------------------------------------------------------------------------------------
+# Options
+
+
+def test_default_options() -> None:
+    o = parse_options(["mesh3"])
+    assert [s.full_name for s in o.workers] == ["/robot1/worker", "/robot2/worker",
+                                                "/robot3/worker"]
+    assert [(p.full_name, p.parameters["dataset"], p.parameters["rate"], p.parameters["loop"])
+            for p in o.players] == [("/robot1/image_player", "fashion-mnist", 20.0, True)]
+    assert o.duration is None and o.log_dir is None
+    assert o.params_file == fleet_spec.default_params_file() or o.params_file is None
+
+
+def test_player_and_camera_options(tmp_path: Path) -> None:
+    o = parse_options(["mesh2", "--dataset", "cifar10", "--rate", "5", "--duration", "3"])
+    assert o.players[0].parameters["dataset"] == "cifar10"
+    assert o.players[0].parameters["rate"] == 5.0 and o.duration == 3.0
+    o = parse_options(["mesh2", "--camera-topic", "/cam/image"])
+    assert o.players == []
+    assert o.workers[0].remappings == (("image", "/cam/image"),)
+    assert o.workers[1].remappings == ()
+    assert parse_options(["mesh2", "--no-player"]).players == []
+
+
+def test_custom_topology_file_and_warnings(tmp_path: Path) -> None:
+    f = tmp_path / "chain.yaml"
+    f.write_text("workers: [a, b]\narcs: [[a, b]]\nplayer: {dataset: 'folder:/x', rate: 2}\n")
+    o = parse_options([str(f), "--log-dir", str(tmp_path / "logs")])
+    assert o.topology.name == "chain"
+    assert o.players[0].parameters["rate"] == 2.0
+    assert any("b has no one-hop neighbour" in w for w in o.warnings)
+    assert o.log_dir == tmp_path / "logs"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["mesh99"], "no topology 'mesh99'"),
+    (["mesh3", "--set", "robot9.alpha=0.1"], "'robot9' is not a worker"),
+    (["mesh3", "--set", "alpha=0.1"], "<worker>.<parameter>=<value>"),
+    (["mesh3", "--duration", "0"], "--duration must be a positive"),
+    (["mesh3", "--rate", "-1"], "rate must be a positive"),
+    (["mesh3", "--params-file", "/nonexistent.yaml"], "no such file"),
+])
+def test_bad_options_exit_2(argv, message, capsys) -> None:
+    assert fleet.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_child_commands_run_the_node_modules() -> None:
+    o = parse_options(["mesh2"])
+    module, args = fleet.child_command(o.workers[0], Path("/p.yaml"))
+    assert module == "mdi_exit_ros.nodes.source"
+    assert args[args.index("--params-file") + 1] == "/p.yaml"
+    module, args = fleet.child_command(o.workers[1], Path("/p.yaml"))
+    assert module == "mdi_exit_ros.nodes.worker" and "--params-file" in args
+    module, args = fleet.child_command(o.players[0], Path("/p.yaml"))
+    assert module == "mdi_exit_ros.nodes.image_player" and "--params-file" not in args
+    assert not hasattr(fleet, "STAND_IN")
+    with pytest.raises(SystemExit):  # the stand-in option is gone
+        fleet.build_parser().parse_args(["mesh2", "--stand-ins"])
+
+
+# --------------------------------------------------------------------------------------------
+# Summary
+
+
+def _stats(worker: str, source: bool = False, **kw) -> WorkerStats:
+    return WorkerStats(worker=worker, is_source=source, **kw)
+
+
+def test_summary_adds_up_workers_and_links() -> None:
+    stats = [
+        _stats("robot1", True, tasks_run=50, exits=[10, 5, 0], offload_targets=["robot2"],
+               offloads_sent=[12], frames_received=40, frames_admitted=35, frames_dropped=5,
+               frames_classified=33, frames_overdue=1, frames_labelled=33, frames_correct=30,
+               latency_p50=0.02, latency_p95=0.09),
+        _stats("robot2", tasks_run=20, exits=[0, 8, 10], offload_targets=["robot1"],
+               offloads_sent=[2]),
+    ]
+    counts = RunCounts(labels=41, classified=33, labelled=32, correct=28)
+    s = summarize(stats, counts, seconds=12.0, streaming=10.0)
+    assert s["exits"] == [10, 13, 10]
+    assert s["offloads"] == {"robot1->robot2": 12, "robot2->robot1": 2}
+    assert s["frames_admitted"] == 35 and s["frames_dropped"] == 5
+    assert s["accuracy"] == pytest.approx(30 / 33)  # the sources' own counts first
+    assert s["throughput"] == pytest.approx(3.3)
+    text = format_summary(s, "mesh2")
+    assert text.startswith("SUMMARY mesh2")
+    assert "40 (frames that reached the sources)" in text
+    assert "90.91% (30/33)" in text
+    assert "exit 1: 10, exit 2: 13, exit 3: 10" in text
+    assert "robot1->robot2: 12" in text
+    assert "in flight at stop: 2" in text
+    assert "p50 20.0 ms, p95 90.0 ms" in text
+    assert "3.30 classified frames/s (over 10.0 s since the first frame)" in text
+    # sources without ground truth: the fleet's own count of labelled results
+    for st in stats:
+        st.frames_labelled = st.frames_correct = 0
+    s = summarize(stats, counts, seconds=10.0)
+    assert s["accuracy"] == pytest.approx(28 / 32)
+    s = summarize(stats, RunCounts(), seconds=10.0)
+    assert "3.30 classified frames/s (over 10.0 s of the run)" in format_summary(s, "mesh2")
+
+
+# --------------------------------------------------------------------------------------------
+# Whole runs over ROS 2 with the real worker and source nodes (shipped model), each robot a
+# process of its own started and driven by `mdi-exit fleet` in another process.
+
+
+def _run(argv: list[str]) -> subprocess.Popen:
+    return spawn_module(FLEET, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True)
+
+
+def _child_pids(out: str) -> list[int]:
+    return [int(p) for p in re.findall(r"pid (\d+)", out)]
+
+
+def _assert_all_gone(pids: list[int]) -> None:
+    assert pids
+    time.sleep(0.2)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def _summary_number(out: str, label: str) -> int:
+    found = re.search(rf"^  {label}\s+(\d+)", out, re.M)
+    assert found, f"no {label!r} line in:\n{out}"
+    return int(found.group(1))
+
+
+def _logs(log_dir: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                     for p in sorted(log_dir.glob("*.log")))
+
+
+def image_folder(root: Path, per_class: int = 3) -> Path:
+    """A tiny labelled image folder (train/test splits, two classes of 28x28 grey PNGs): a
+    frame source for the image player where Fashion-MNIST is not installed."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("bag", "shirt"):
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, size=(28, 28), dtype=np.uint8)
+                Image.fromarray(pixels, "L").save(folder / f"{i}.png")
+    return root
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_mesh3_runs_the_real_workers_for_a_duration(tmp_path: Path) -> None:
+    from mdi_exit_ros.data import dataset_available
+
+    fmnist = dataset_available("fmnist")
+    dataset = "fashion-mnist" if fmnist else f"folder:{image_folder(tmp_path / 'images')}"
+    log_dir = tmp_path / "logs"
+    proc = _run(["mesh3", "--duration", "8", "--rate", "10", "--model", "fmnist_cnn_ee",
+                 "--dataset", dataset, "--set", "robot2.compute_slowdown=2",
+                 "--set", "*.stats_period=0.5", "--startup-timeout", "120",
+                 "--log-dir", str(log_dir)])
+    try:
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        stop_all([proc], timeout=20)
+    assert proc.returncode == 0, out + _logs(log_dir)
+    assert "all workers active" in out
+    assert "SUMMARY mesh3: 3 workers reported, sources robot1" in out
+    classified = _summary_number(out, "classified")
+    assert classified >= 5, out + _logs(log_dir)
+    assert _summary_number(out, "admitted") >= classified
+    # the shipped model's three exits, counted by the real workers
+    assert re.search(r"exits\s+exit 1: \d+, exit 2: \d+, exit 3: \d+$", out, re.M), out
+    accuracy = re.search(r"accuracy\s+(\d+\.\d\d)% \((\d+)/(\d+)\)", out)
+    assert accuracy, out
+    if fmnist:  # the shipped model scores ~92.7 % on the test split (docs/MODELS.md)
+        assert int(accuracy.group(3)) >= 5 and float(accuracy.group(1)) >= 70.0, out
+    assert re.search(r"throughput\s+\d+\.\d\d classified frames/s", out), out
+    assert sorted(p.name for p in log_dir.iterdir()) == [
+        "robot1.log", "robot1_image_player.log", "robot2.log", "robot3.log"]
+    robot2 = (log_dir / "robot2.log").read_text()
+    command = robot2.splitlines()[0]
+    assert "compute_slowdown:=2.0" in command  # --set reached it, widened to a double
+    assert "model:=fmnist_cnn_ee" in command and "'neighbors:=[robot1, robot3]'" in command
+    assert "configured robot2: model fmnist_cnn_ee-" in robot2  # the node loaded the model
+    assert "neighbours ['robot1', 'robot3']" in robot2
+    assert "compute_slowdown" not in (log_dir / "robot3.log").read_text().splitlines()[0]
+    _assert_all_gone(_child_pids(out))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_sigint_is_forwarded_and_the_fleet_exits_cleanly(tmp_path: Path) -> None:
+    """circular3 until Ctrl-C. robot1 is made 50x slower (its compute is padded with sleep,
+    which costs no CPU), so its queue grows and Alg. 2 offloads to its one ring successor."""
+    from fleet_harness import Driver
+
+    images = image_folder(tmp_path / "images")
+    log_dir = tmp_path / "logs"
+    proc = _run(["circular3", "--rate", "20", "--dataset", f"folder:{images}",
+                 "--set", "robot1.compute_slowdown=50", "--startup-timeout", "120",
+                 "--log-dir", str(log_dir)])
+    lines: list[str] = []
+    running = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "running until Ctrl-C" in line:
+                running.set()
+
+    def offloaded() -> int:
+        stats = driver.stats.get("robot1")
+        return sum(stats.offloads_sent) if stats is not None else 0
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    driver = Driver()  # watches /mdi/worker_stats from the test process
+    try:
+        deadline = time.monotonic() + 180
+        while not running.wait(0.5) and proc.poll() is None and time.monotonic() < deadline:
+            pass
+        assert running.is_set(), "".join(lines) + _logs(log_dir)
+        # the player needs a few seconds to start; stop once robot1 has offloaded
+        assert driver.spin_until(lambda: offloaded() > 0 or proc.poll() is not None, 90), \
+            "".join(lines) + _logs(log_dir)
+        driver.spin_until(lambda: False, 1.0)
+        proc.send_signal(signal.SIGINT)  # the fleet runs in a session of its own
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        driver.close()
+        stop_all([proc], timeout=20)
+    out = "".join(lines)
+    assert proc.returncode == 0, out + _logs(log_dir)
+    assert "stopping (signal)" in out
+    assert "SUMMARY circular3: 3 workers reported" in out
+    offloads = re.search(r"offloads\s+.*robot1->robot2: (\d+)", out)
+    assert offloads and int(offloads.group(1)) > 0, out + _logs(log_dir)
+    # a directed ring: robot1 offloads to robot2 only, robot2 to robot3 only
+    assert "robot1->robot3" not in out and "robot2->robot1" not in out, out
+    assert int(re.search(r"tasks run\s+.*robot2: (\d+)", out).group(1)) > 0, out
+    for robot, successor in (("robot1", "robot2"), ("robot2", "robot3"), ("robot3", "robot1")):
+        log = (log_dir / f"{robot}.log").read_text()
+        assert f"neighbours ['{successor}']" in log, log
+    _assert_all_gone(_child_pids(out))
+
+
+@pytest.mark.ros
+def test_a_worker_that_fails_to_configure_is_named(tmp_path: Path) -> None:
+    model = "/nonexistent/model.safetensors"
+    proc = _run(["mesh2", "--set", f"robot2.model={model}", "--startup-timeout", "120",
+                 "--log-dir", str(tmp_path)])
+    try:
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        stop_all([proc], timeout=20)
+    assert proc.returncode == 1, out
+    assert "configure of /robot2/worker failed" in out, out
+    assert str(tmp_path / "robot2.log") in out
+    assert f"cannot load model '{model}'" in out  # the reason, from the log's tail
+    assert "/robot1/worker failed" not in out  # robot1 has the shipped model
+    assert "image_player" not in out  # nothing was started after the failure
+    _assert_all_gone(_child_pids(out))
