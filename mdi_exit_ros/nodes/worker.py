@@ -520,6 +520,12 @@ def run_node(node_class: type[WorkerNode], argv: list[str] | None = None) -> int
         # `ros2 launch` forwards a terminal Ctrl-C that the process group also got: a
         # second SIGINT must not interrupt the cleanup below.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except RuntimeError:
+        # A message taken while SIGINT shuts the context down can fail to convert; that is
+        # the shutdown, not an error. Anything else is.
+        if rclpy.ok():
+            raise
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     finally:
         node.active = False
         node._stop_inference()
