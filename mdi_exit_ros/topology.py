@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from mdi_exit_ros.nodes.params import NO_NEIGHBOR
+
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid ROS namespace token
 SHIPPED = ("mesh2", "mesh3", "circular3", "mesh5")
 
@@ -62,7 +64,7 @@ class Topology:
 
     def node_parameters(self, worker: str) -> dict[str, Any]:
         """ROS parameters for `worker`: its allowed neighbours plus the topology's overrides."""
-        params: dict[str, Any] = {"neighbors": self.neighbors(worker)}
+        params: dict[str, Any] = {"neighbors": self.neighbors(worker) or [NO_NEIGHBOR]}
         params.update(self.parameters.get(worker, {}))
         return params
 

@@ -119,12 +119,12 @@ def test_ros_arguments_of_a_source_with_a_camera(tmp_path: Path) -> None:
     assert "compute_slowdown:=2.0" in args
 
 
-def test_empty_neighbour_lists_are_left_out() -> None:
+def test_a_worker_without_outgoing_links_gets_no_neighbours() -> None:
     topo = parse_topology({"workers": ["a", "b"], "arcs": [["a", "b"]]})
     b = worker_specs(topo)[1]
-    assert b.parameters["neighbors"] == []
-    assert not any(a.startswith("neighbors:=") for a in ros_arguments(b))
-    assert "neighbors" not in fleet_spec.launch_parameters(b)
+    assert b.parameters["neighbors"] == ["-"]  # "none": ROS cannot type an empty list
+    assert "neighbors:=[-]" in ros_arguments(b) or "neighbors:=['-']" in ros_arguments(b)
+    assert fleet_spec.launch_parameters(b)["neighbors"] == ["-"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,13 +152,14 @@ def test_player_and_camera_options(tmp_path: Path) -> None:
     assert parse_options(["mesh2", "--no-player"]).players == []
 
 
-def test_custom_topology_file_and_warnings(tmp_path: Path) -> None:
+def test_custom_topology_file(tmp_path: Path) -> None:
     f = tmp_path / "chain.yaml"
     f.write_text("workers: [a, b]\narcs: [[a, b]]\nplayer: {dataset: 'folder:/x', rate: 2}\n")
     o = parse_options([str(f), "--log-dir", str(tmp_path / "logs")])
     assert o.topology.name == "chain"
     assert o.players[0].parameters["rate"] == 2.0
-    assert any("b has no one-hop neighbour" in w for w in o.warnings)
+    assert o.workers[1].parameters["neighbors"] == ["-"]  # b offloads to nobody
+    assert not o.warnings
     assert o.log_dir == tmp_path / "logs"
 
 

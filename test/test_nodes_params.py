@@ -19,6 +19,8 @@ CURRENT = {s.name: s.default for s in WORKER_PARAMS}
     ("exit_thresholds", [0.5, 1.5], "must all lie in \\[0, 1\\]"),
     ("neighbors", [], "neighbors must be"),
     ("neighbors", ["robot2", ""], "neighbors must be"),
+    ("neighbors", ["robot2", "*"], "neighbors must be"),
+    ("neighbors", ["-", "robot2"], "neighbors must be"),
     ("queue_thresholds", [30, 10], "T_Q1 <= T_Q2"),
     ("queue_thresholds", [10], "T_Q1 <= T_Q2"),
     ("alpha", 0.05, "alpha must be greater than beta"),
@@ -35,7 +37,8 @@ def test_bad_values_are_refused_with_a_reason(name: str, value, reason: str) -> 
 
 @pytest.mark.parametrize("name, value", [
     ("admission_mode", "threshold"), ("exit_thresholds", [0.0, 0.5, 1.0]),
-    ("neighbors", ["*"]), ("neighbors", ["robot2"]), ("queue_thresholds", [10, 10]),
+    ("neighbors", ["*"]), ("neighbors", ["-"]), ("neighbors", ["robot2"]),
+    ("queue_thresholds", [10, 10]),
     ("alpha", 0.5), ("beta", 0.15), ("max_interval", 1.0), ("exit_threshold", -1.0),
 ])
 def test_good_values_pass(name: str, value) -> None:

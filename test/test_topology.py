@@ -36,7 +36,7 @@ def test_meshes_are_fully_connected(name: str, size: int) -> None:
     assert len(topo.workers) == size
     for w in topo.workers:
         assert topo.neighbors(w) == [m for m in topo.workers if m != w]
-        assert topo.node_parameters(w)["neighbors"] == topo.neighbors(w)
+        assert topo.node_parameters(w)["neighbors"] == (topo.neighbors(w) or ["-"])
 
 
 def test_circular3_is_a_directed_ring() -> None:
@@ -52,6 +52,7 @@ def test_pairs_are_undirected_and_arcs_directed() -> None:
     assert topo.neighbors("a") == ["b"]
     assert topo.neighbors("b") == ["a", "c"]
     assert topo.neighbors("c") == []
+    assert topo.node_parameters("c")["neighbors"] == ["-"]  # the worker's "none"
     assert topo.sources == ("a",)  # default: the first worker
 
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from rcl_interfaces.msg import ParameterDescriptor
     from rclpy.node import Node
 
-ANY_NEIGHBOR = "*"
+ANY_NEIGHBOR = "*"  # neighbors: ["*"] = any discovered worker
+NO_NEIGHBOR = "-"  # neighbors: ["-"] = none (ROS cannot type an empty string array)
 UNSET_DOUBLES = "<unset double[]>"  # default of a double array that starts out unset
 ADMISSION_MODES = ("rate", "threshold")
 CONFIDENCES = ("max_softmax", "entropy")
@@ -55,7 +56,7 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("output_queue_threshold", 50, "T_O: a new task goes to the input queue when O_n "
          "exceeds it (Alg. 1 line 8)", low=0, high=1_000_000),
     Spec("neighbors", [ANY_NEIGHBOR], "One-hop neighbours this worker may offload to; "
-         "['*'] = any discovered worker"),
+         "['*'] = any discovered worker, ['-'] = none"),
     Spec("neighbor_lease", 1.5, "Seconds without a NeighborState after which a neighbour is "
          "dead: it gets no tasks and unacked ones come back", low=0.05, high=3600.0),
     Spec("state_period", 0.2, "Seconds between NeighborState reports", low=0.01, high=60.0),
@@ -156,8 +157,9 @@ def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
     if name == "exit_thresholds":
         if any(not 0.0 <= v <= 1.0 for v in value):
             return "exit_thresholds must all lie in [0, 1]"
-    if name == "neighbors" and (not value or any(not v for v in value)):
-        return "neighbors must be ['*'] (any) or a list of worker ids"
+    if name == "neighbors" and (not value or any(not v for v in value) or (
+            len(value) > 1 and ({ANY_NEIGHBOR, NO_NEIGHBOR} & set(value)))):
+        return "neighbors must be ['*'] (any), ['-'] (none) or a list of worker ids"
     if name == "queue_thresholds":
         if len(value) != 2 or value[0] < 0 or value[0] > value[1]:
             return "queue_thresholds must be [T_Q1, T_Q2] with 0 <= T_Q1 <= T_Q2"

@@ -156,7 +156,10 @@ class WorkerNode(LifecycleNode):
 
     @staticmethod
     def allowed_from(neighbors: list[str]) -> list[str] | None:
-        return None if params.ANY_NEIGHBOR in neighbors else list(neighbors)
+        """The core's allowed set: None = any discovered, [] = none."""
+        if params.ANY_NEIGHBOR in neighbors:
+            return None
+        return [n for n in neighbors if n != params.NO_NEIGHBOR]
 
     # -- lifecycle ----------------------------------------------------------------------
 

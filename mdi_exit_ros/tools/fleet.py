@@ -114,10 +114,6 @@ def parse_options(argv: list[str]) -> Options:
             warnings.append(f"no {params_file}: workers start with their built-in defaults")
             params_file = None
     workers = fleet_spec.worker_specs(topology, a.model, overrides, a.camera_topic)
-    for spec in workers:
-        if not spec.parameters.get("neighbors"):
-            warnings.append(f"{spec.robot} has no one-hop neighbour in {topology.name}; it "
-                            "keeps its default `neighbors` (any discovered worker)")
     players = [] if (a.no_player or a.camera_topic) else \
         fleet_spec.player_specs(topology, a.dataset, a.rate)
     if (a.no_player or a.camera_topic) and (a.dataset or a.rate is not None):
