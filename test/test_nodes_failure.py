@@ -40,6 +40,12 @@ def fleet(tmp_path):
             robot.stop()
 
 
+def _holds_tasks(driver: Driver, worker: str) -> bool:
+    """The worker accepted tasks it has not finished (queued or running)."""
+    stats = driver.stats.get(worker)
+    return stats is not None and stats.tasks_received > stats.tasks_run
+
+
 def test_a_killed_worker_loses_no_admitted_frame(fleet) -> None:
     driver, robots = fleet
     for name in robots:
@@ -47,9 +53,8 @@ def test_a_killed_worker_loses_no_admitted_frame(fleet) -> None:
     driver.listen("robot1")
     driver.wait_for_subscriber("robot1")
     driver.publish_frames("robot1", frames(N_FRAMES // 2, seed=7), None, 20.0)
-    assert driver.spin_until(lambda: driver.stats.get("robot3") is not None
-                             and driver.stats["robot3"].input_queue > 0, 30.0), \
-        "robot3 never held a queued task: nothing to lose"
+    assert driver.spin_until(lambda: _holds_tasks(driver, "robot3"), 30.0), \
+        "robot3 never held an unfinished task: nothing to lose"
     robots["robot3"].proc.send_signal(signal.SIGKILL)
     driver.publish_frames("robot1", frames(N_FRAMES // 2, seed=8), None, 20.0)
     assert driver.spin_until(lambda: len(driver.results["robot1"]) >= N_FRAMES, 90.0), \
@@ -61,3 +66,33 @@ def test_a_killed_worker_loses_no_admitted_frame(fleet) -> None:
     assert stats.frames_admitted == N_FRAMES and stats.frames_classified == N_FRAMES
     # Something was really recovered: tasks taken back from robot3, or frames re-admitted.
     assert stats.tasks_taken_back + stats.frames_overdue > 0
+
+
+def test_a_deactivated_worker_hands_its_queue_to_neighbours(fleet) -> None:
+    """Deactivate robot3 while it holds queued tasks: they move on, and nothing is lost."""
+    from lifecycle_msgs.msg import Transition
+
+    driver, robots = fleet
+    for name in robots:
+        driver.bring_up(name)
+    driver.listen("robot1")
+    driver.wait_for_subscriber("robot1")
+    sent = 0
+    while sent < 80 and not (driver.stats.get("robot3") is not None
+                             and driver.stats["robot3"].input_queue > 0):
+        driver.publish_frames("robot1", frames(4, seed=100 + sent), None, 20.0)
+        sent += 4
+    assert driver.stats["robot3"].input_queue > 0, "robot3 never queued a task to hand over"
+    assert driver.transition("robot3", Transition.TRANSITION_DEACTIVATE)
+    assert driver.state("robot3") == "inactive"
+    driver.publish_frames("robot1", frames(10, seed=99), None, 20.0)
+    sent += 10
+    assert driver.spin_until(lambda: len(driver.results["robot1"]) >= sent, 90.0), \
+        f"{len(driver.results['robot1'])} of {sent} frames answered"
+    driver.spin_until(lambda: False, 2.0)
+    assert sorted(r.data_id for r in driver.results["robot1"]) == list(range(sent))
+    assert driver.stats["robot1"].frames_overdue == 0  # handed over, not lost and re-admitted
+    robot3 = driver.stats["robot3"]
+    assert robot3.lifecycle_state == "inactive"
+    assert robot3.input_queue == 0 and robot3.output_queue == 0
+    assert robot3.tasks_evacuated >= 1

@@ -501,6 +501,7 @@ class WorkerNode(LifecycleNode):
             tasks_received=s.offloads_received,
             tasks_refused=s.refused + self._refused_bad_tensor,
             tasks_taken_back=s.taken_back, duplicates=s.duplicates,
+            tasks_evacuated=s.evacuated,
             offload_targets=list(self._offloads_to),
             offloads_sent=list(self._offloads_to.values()),
             exits=[s.exits.get(k, 0) for k in range(1, self.engine.num_exits + 1)],
