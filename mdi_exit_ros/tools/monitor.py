@@ -356,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(render(view, t_o=args.output_queue_threshold, stale_after=args.stale_after),
               flush=True)
+        # Give a /diagnostics listener (an aggregator, a test) up to 1 s to match first:
+        # a snapshot published before discovery completes reaches nobody.
+        settle = time.monotonic() + 1.0
+        while node.diagnostics.get_subscription_count() == 0 and time.monotonic() < settle:
+            rclpy.spin_once(node, timeout_sec=0.05)
         node.publish_diagnostics()
         node.diagnostics.wait_for_all_acked(Duration(seconds=2.0))
         return 0
