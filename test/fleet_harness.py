@@ -17,7 +17,6 @@ import numpy as np
 import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -154,7 +153,6 @@ class Driver:
         try:
             req = SetParameters.Request()
             req.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-            assert all(isinstance(p, ParameterMsg) for p in req.parameters)
             return list(self.call(client, req).results)
         finally:
             self.node.destroy_client(client)

@@ -12,6 +12,7 @@ import signal
 
 import pytest
 from fleet_harness import Driver, Robot, frames, make_checkpoint
+from lifecycle_msgs.msg import Transition
 
 pytestmark = pytest.mark.ros
 N_FRAMES = 40
@@ -33,6 +34,10 @@ def fleet(tmp_path):
     }
     driver = Driver()
     try:
+        for name in robots:
+            driver.bring_up(name)
+        driver.listen("robot1")
+        driver.wait_for_subscriber("robot1")
         yield driver, robots
     finally:
         driver.close()
@@ -48,10 +53,6 @@ def _holds_tasks(driver: Driver, worker: str) -> bool:
 
 def test_a_killed_worker_loses_no_admitted_frame(fleet) -> None:
     driver, robots = fleet
-    for name in robots:
-        driver.bring_up(name)
-    driver.listen("robot1")
-    driver.wait_for_subscriber("robot1")
     driver.publish_frames("robot1", frames(N_FRAMES // 2, seed=7), None, 20.0)
     assert driver.spin_until(lambda: _holds_tasks(driver, "robot3"), 30.0), \
         "robot3 never held an unfinished task: nothing to lose"
@@ -70,13 +71,7 @@ def test_a_killed_worker_loses_no_admitted_frame(fleet) -> None:
 
 def test_a_deactivated_worker_hands_its_queue_to_neighbours(fleet) -> None:
     """Deactivate robot3 while it holds queued tasks: they move on, and nothing is lost."""
-    from lifecycle_msgs.msg import Transition
-
     driver, robots = fleet
-    for name in robots:
-        driver.bring_up(name)
-    driver.listen("robot1")
-    driver.wait_for_subscriber("robot1")
     sent = 0
     while sent < 80 and not (driver.stats.get("robot3") is not None
                              and driver.stats["robot3"].input_queue > 0):
