@@ -188,6 +188,24 @@ def test_count_beyond_the_split_wraps_only_with_loop(class_folder, receiver) -> 
 
 
 @pytest.mark.ros
+def test_shuffle_plays_every_frame_once_in_the_seeded_order(class_folder, receiver) -> None:
+    root, expected = class_folder
+    n = len(expected)
+    proc = start_player(f"dataset:=folder:{root}", "rate:=40", "shuffle:=true", "seed:=5")
+    receiver.spin_until(n, proc)
+    code, out = finish(proc)
+    assert code == 0, out
+    assert "in shuffled order (seed 5)" in out
+    order = np.random.default_rng(5).permutation(n).tolist()
+    assert order != sorted(order)  # the seed really reorders this split
+    assert len(receiver.images) == n
+    for (_, img), label, i in zip(receiver.images, receiver.labels, order, strict=True):
+        px, cls = expected[i]
+        assert bytes(img.data) == px.tobytes()
+        assert label.class_id == cls
+
+
+@pytest.mark.ros
 def test_flat_folder_frames_are_unlabelled(tmp_path: Path, receiver) -> None:
     for i in range(3):
         PILImage.fromarray(_pixels(0, i, size=6)).save(tmp_path / f"f{i}.jpg")

@@ -186,7 +186,9 @@ PARAMETERS: dict[str, tuple[Any, str, tuple[float, float] | None]] = {
     "channels": (3, "Folder/video frames: 3 = rgb8, 1 = mono8", (1, 3)),
     "rate": (10.0, "Frames per second (the mean rate for poisson arrivals)", (0.001, 10000.0)),
     "arrival": ("fixed", "fixed: one frame every 1/rate s; poisson: exponential gaps", None),
-    "seed": (0, "Seed of the poisson arrival gaps", (0, 2**31 - 1)),
+    "seed": (0, "Seed of the poisson arrival gaps and of the shuffled order", (0, 2**31 - 1)),
+    "shuffle": (False, "Play the split in a seeded random order instead of as stored (the "
+                "CIFAR-10 tars store the images class by class)", None),
     "count": (0, "Frames to publish; 0 = the split once (endless with loop)", (0, 2**31 - 1)),
     "loop": (False, "Wrap around at the end of the split", None),
     "start_index": (0, "Index of the first frame in the split", (0, 2**31 - 1)),
@@ -221,6 +223,12 @@ class ImagePlayer(Node):
         if n is not None and p["start_index"] >= n:
             raise PlayerConfigError(f"start_index {p['start_index']} is past the end of "
                                     f"{self.frames.name} ({n} frames)")
+        if p["shuffle"] and n is None:
+            raise PlayerConfigError(f"shuffle needs a dataset of known length; "
+                                    f"{self.frames.name} has none (a video)")
+        # Index i of the played sequence is frame order[i] of the split.
+        self._order = (np.random.default_rng(p["seed"]).permutation(n).tolist()
+                       if p["shuffle"] else None)
         self.total = self._total(p["count"], p["loop"], p["start_index"], n)
         qos = {"reliable": reliable(10), "sensor_data": qos_profile_sensor_data,
                "best_effort": QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT,
@@ -269,8 +277,10 @@ class ImagePlayer(Node):
         size = f"{self.frames.length} frames" if self.frames.length is not None else "? frames"
         classes = f", {len(self.frames.classes)} classes" if self.frames.classes else \
             ", unlabelled"
+        order = f" in shuffled order (seed {p['seed']})" if p["shuffle"] else ""
         return (f"publishing {self.frames.name}: {size} {self.frames.shape}{classes}; "
-                f"{amount} from index {p['start_index']}{' (looping)' if p['loop'] else ''} "
+                f"{amount} from index {p['start_index']}{' (looping)' if p['loop'] else ''}"
+                f"{order} "
                 f"at {p['rate']:g} Hz ({p['arrival']} arrivals) on "
                 f"{self.image_pub.topic_name} + {self.label_pub.topic_name}, qos {p['qos']}")
 
@@ -288,7 +298,7 @@ class ImagePlayer(Node):
                 return False
             self._index = 0
             self.frames.rewind()
-        item = self.frames.get(self._index)
+        item = self.frames.get(self._order[self._index] if self._order else self._index)
         if item is None:  # a video ended
             if not self.params["loop"] or self._index == 0:
                 return False

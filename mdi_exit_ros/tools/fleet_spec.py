@@ -39,7 +39,9 @@ WORKER_DOUBLES = frozenset(s.name for s in WORKER_PARAMS if is_double(s))
 WORKER_DOUBLE_ARRAYS = frozenset(s.name for s in WORKER_PARAMS if is_double_array(s))
 PLAYER_DOUBLES = frozenset({"rate", "wait_timeout"})
 # The player in a fleet plays until stopped unless the topology says otherwise.
-PLAYER_DEFAULTS: dict[str, Any] = {"loop": True}
+# A fleet demo plays a whole split in a shuffled order, so live accuracy mixes every class
+# from the first frames (CIFAR-10's tars are stored class by class).
+PLAYER_DEFAULTS: dict[str, Any] = {"loop": True, "shuffle": True}
 
 
 @dataclass(frozen=True)
