@@ -141,6 +141,13 @@ def test_default_options() -> None:
     assert o.params_file == fleet_spec.default_params_file() or o.params_file is None
 
 
+def test_fleet_players_shuffle_datasets_but_not_videos() -> None:
+    shuffle = {d: parse_options(["mesh3", "--dataset", d]).players[0].parameters["shuffle"]
+               for d in ("fashion-mnist", "cifar10", "folder:/data/cams", "video:/data/run.mp4")}
+    assert shuffle == {"fashion-mnist": True, "cifar10": True, "folder:/data/cams": True,
+                       "video:/data/run.mp4": False}
+
+
 def test_player_and_camera_options(tmp_path: Path) -> None:
     o = parse_options(["mesh2", "--dataset", "cifar10", "--rate", "5", "--duration", "3"])
     assert o.players[0].parameters["dataset"] == "cifar10"

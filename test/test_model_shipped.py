@@ -38,7 +38,7 @@ def test_shipped_loads_and_runs_on_random_input(name):
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_shipped_classifies_first_test_images(name):
+def test_shipped_classifies_test_images(name):
     model, meta = _require(name)
     if not dataset_available(meta["dataset"]):
         pytest.skip(f"dataset {meta['dataset']} not on this machine")

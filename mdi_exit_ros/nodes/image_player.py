@@ -62,6 +62,7 @@ class Frames:
     get: Callable[[int], tuple[np.ndarray, int] | None]  # None: past the end (video)
     shape: str = ""  # e.g. "28x28 mono8", for the start-up log
     rewind: Callable[[], None] = lambda: None
+    seekable: bool = True  # get(i) honours i; a video only reads on from where it is
 
 
 def _encoding(channels: int) -> str:
@@ -137,7 +138,7 @@ def _video_frames(path: Path, size: int, channels: int) -> Frames:
 
     shape = f"{size or width}x{size or height} {_encoding(channels)}"
     return Frames(name=f"video {path}", length=count or None, classes=[], get=get,
-                  shape=shape, rewind=rewind)
+                  shape=shape, rewind=rewind, seekable=False)
 
 
 def open_frames(dataset: str, split: str, size: int = 0, channels: int = 3) -> Frames:
@@ -223,9 +224,9 @@ class ImagePlayer(Node):
         if n is not None and p["start_index"] >= n:
             raise PlayerConfigError(f"start_index {p['start_index']} is past the end of "
                                     f"{self.frames.name} ({n} frames)")
-        if p["shuffle"] and n is None:
-            raise PlayerConfigError(f"shuffle needs a dataset of known length; "
-                                    f"{self.frames.name} has none (a video)")
+        if p["shuffle"] and not self.frames.seekable:
+            raise PlayerConfigError(f"shuffle needs frames that can be read in any order; "
+                                    f"{self.frames.name} is read front to back")
         # Index i of the played sequence is frame order[i] of the split.
         self._order = (np.random.default_rng(p["seed"]).permutation(n).tolist()
                        if p["shuffle"] else None)
@@ -298,7 +299,7 @@ class ImagePlayer(Node):
                 return False
             self._index = 0
             self.frames.rewind()
-        item = self.frames.get(self._order[self._index] if self._order else self._index)
+        item = self.frames.get(self._order[self._index] if self._order is not None else self._index)
         if item is None:  # a video ended
             if not self.params["loop"] or self._index == 0:
                 return False

@@ -39,9 +39,7 @@ WORKER_DOUBLES = frozenset(s.name for s in WORKER_PARAMS if is_double(s))
 WORKER_DOUBLE_ARRAYS = frozenset(s.name for s in WORKER_PARAMS if is_double_array(s))
 PLAYER_DOUBLES = frozenset({"rate", "wait_timeout"})
 # The player in a fleet plays until stopped unless the topology says otherwise.
-# A fleet demo plays a whole split in a shuffled order, so live accuracy mixes every class
-# from the first frames (CIFAR-10's tars are stored class by class).
-PLAYER_DEFAULTS: dict[str, Any] = {"loop": True, "shuffle": True}
+PLAYER_DEFAULTS: dict[str, Any] = {"loop": True}
 
 
 @dataclass(frozen=True)
@@ -159,6 +157,9 @@ def player_specs(topology: Topology, dataset: str | None = None,
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a positive number of frames per second, not {rate}")
         params["rate"] = rate
+    # A fleet plays a dataset in a shuffled order, so live accuracy mixes every class from the
+    # first frames (CIFAR-10's tars are stored class by class); a video plays as recorded.
+    params.setdefault("shuffle", not str(params.get("dataset", "")).startswith("video:"))
     params = coerce(params, PLAYER_DOUBLES, ())
     return [NodeSpec(robot=s, executable="image_player", name=PLAYER_NAME,
                      parameters=dict(params), lifecycle=False) for s in topology.sources]
