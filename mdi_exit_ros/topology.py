@@ -23,7 +23,6 @@ Format (see config/topologies/*.yaml)::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +30,9 @@ from typing import Any
 
 import yaml
 
+from mdi_exit_ros.core.names import MAX_WORKER_ID_LENGTH, is_worker_id
 from mdi_exit_ros.nodes.params import NO_NEIGHBOR
 
-_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid ROS namespace token
 SHIPPED = ("mesh2", "mesh3", "circular3", "mesh5")
 
 
@@ -118,8 +117,9 @@ def parse_topology(data: Any, path: str = "<topology>") -> Topology:
     if not isinstance(workers, list) or not workers:
         raise _fail(path, "workers must be a non-empty list of worker ids")
     for w in workers:
-        if not isinstance(w, str) or not _ID.match(w):
-            raise _fail(path, f"worker id {w!r} is not a valid ROS name (letters, digits, _)")
+        if not is_worker_id(w):
+            raise _fail(path, f"worker id {w!r} is not a valid ROS name (a letter, then "
+                        f"letters, digits or _; at most {MAX_WORKER_ID_LENGTH})")
     if len(set(workers)) != len(workers):
         raise _fail(path, "worker ids must be unique")
     workers_t = tuple(workers)

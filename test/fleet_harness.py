@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+import rclpy.time
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import SetParameters
@@ -84,7 +85,11 @@ def _yaml(value: Any) -> str:
 
 
 class Driver:
-    """The test process's ROS node: lifecycle, parameters, camera frames, results."""
+    """The test process's ROS node: lifecycle, parameters, camera frames, results.
+
+    Nothing is published before both ends of its topic matched (`connect`), and nothing is
+    concluded from silence: tests wait for counters the nodes publish (`wait_settled`).
+    """
 
     def __init__(self) -> None:
         if not rclpy.ok():
@@ -94,22 +99,26 @@ class Driver:
         self.executor.add_node(self.node)
         self.results: dict[str, list[ExitResult]] = defaultdict(list)
         self.stats: dict[str, WorkerStats] = {}
+        self.sent: dict[str, int] = defaultdict(int)  # frames published per source
         self._image_pubs: dict[str, Any] = {}
         self._label_pubs: dict[str, Any] = {}
+        self._result_subs: dict[str, Any] = {}
         self.node.create_subscription(WorkerStats, "/mdi/worker_stats", self._on_stats,
                                       qos.state_qos())
-        self._listening: set[str] = set()
 
     def _on_stats(self, msg: WorkerStats) -> None:
         self.stats[msg.worker] = msg
 
-    def listen(self, source: str) -> None:
-        if source in self._listening:
-            return
-        self._listening.add(source)
-        self.node.create_subscription(ExitResult, f"/{source}/classification",
-                                      lambda m: self.results[source].append(m),
-                                      qos.data_qos())
+    def now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def listen(self, source: str) -> Any:
+        """Subscribe to a source's classification (once); returns the subscription."""
+        if source not in self._result_subs:
+            self._result_subs[source] = self.node.create_subscription(
+                ExitResult, f"/{source}/classification",
+                lambda m: self.results[source].append(m), qos.data_qos())
+        return self._result_subs[source]
 
     def spin_until(self, predicate, timeout: float = TIMEOUT) -> bool:
         deadline = time.monotonic() + timeout
@@ -118,6 +127,20 @@ class Driver:
                 return True
             self.executor.spin_once(timeout_sec=0.05)
         return predicate()
+
+    def spin_for(self, seconds: float) -> None:
+        """Serve callbacks for `seconds` (pacing only: never a check that nothing happens)."""
+        self.spin_until(lambda: False, seconds)
+
+    def stats_after(self, worker: str, after_ns: int, timeout: float = TIMEOUT
+                    ) -> WorkerStats:
+        """The first WorkerStats of `worker` stamped after `after_ns` (its clock = ours)."""
+        def fresh() -> bool:
+            s = self.stats.get(worker)
+            return s is not None and rclpy.time.Time.from_msg(s.header.stamp).nanoseconds \
+                > after_ns
+        assert self.spin_until(fresh, timeout), f"no WorkerStats from {worker} in {timeout} s"
+        return self.stats[worker]
 
     def call(self, client, request, timeout: float = TIMEOUT):
         if not client.wait_for_service(timeout_sec=timeout):
@@ -148,19 +171,18 @@ class Driver:
         assert self.transition(worker, Transition.TRANSITION_CONFIGURE), f"{worker} configure"
         assert self.transition(worker, Transition.TRANSITION_ACTIVATE), f"{worker} activate"
 
-    def set_params(self, worker: str, **values: Any) -> list:
+    def set_params(self, worker: str, check: bool = True, **values: Any) -> list:
+        """Set parameters through the node's service; with `check`, each must be accepted."""
         client = self.node.create_client(SetParameters, f"/{worker}/worker/set_parameters")
         try:
             req = SetParameters.Request()
             req.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-            return list(self.call(client, req).results)
+            results = list(self.call(client, req).results)
         finally:
             self.node.destroy_client(client)
-
-    def wait_for_subscriber(self, source: str, timeout: float = TIMEOUT) -> None:
-        pub = self._image_pub(source)
-        assert self.spin_until(lambda: pub.get_subscription_count() > 0, timeout), \
-            f"/{source}/image has no subscriber"
+        if check:
+            assert all(r.successful for r in results), (worker, values, results)
+        return results
 
     def _image_pub(self, source: str):
         if source not in self._image_pubs:
@@ -170,25 +192,86 @@ class Driver:
                 FrameLabel, f"/{source}/image_label", qos.data_qos())
         return self._image_pubs[source]
 
+    def connect(self, source: str, timeout: float = TIMEOUT) -> None:
+        """Wait until frames can flow both ways between this driver and `source`.
+
+        Our image and label publishers matched the source's subscriptions and our
+        classification subscription matched its publisher (seen here), and the source reports
+        the same matches from its side (WorkerStats, stamped after we started waiting).
+        """
+        image, label = self._image_pub(source), self._label_pubs[source]
+        results = self.listen(source)
+        since = self.now_ns()
+
+        def matched() -> bool:
+            if not (image.get_subscription_count() and label.get_subscription_count()
+                    and results.get_publisher_count()):
+                return False
+            s = self.stats.get(source)
+            return (s is not None
+                    and rclpy.time.Time.from_msg(s.header.stamp).nanoseconds > since
+                    and s.image_publishers > 0 and s.label_publishers > 0
+                    and s.classification_subscribers > 0)
+
+        assert self.spin_until(matched, timeout), (
+            f"/{source} not connected both ways in {timeout} s: ours image "
+            f"{image.get_subscription_count()} label {label.get_subscription_count()} "
+            f"results {results.get_publisher_count()}; theirs {self.stats.get(source)}")
+
     def publish_frames(self, source: str, pixels: np.ndarray, labels: list[int] | None,
                        rate: float) -> list[tuple[int, int]]:
-        """Publish frames at `rate` Hz; returns their stamps (sec, nanosec)."""
+        """Publish frames at `rate` Hz (after `connect`); returns their stamps (sec, nanosec).
+
+        Stamps are unique per source over the whole run (the source matches labels and
+        users match results by them). Whether they arrived, the source's frames_received
+        says (`settled`).
+        """
         pub = self._image_pub(source)
         stamps = []
-        for i, frame in enumerate(pixels):
+        for frame in pixels:
             msg = Image(height=frame.shape[0], width=frame.shape[1], encoding="mono8",
                         step=frame.shape[1])
             msg.data = array.array("B", frame.tobytes())
             msg.header.frame_id = "camera"
-            msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + i, 7
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + self.sent[source], 7
             if labels is not None:
-                label = FrameLabel(class_id=labels[i])
+                label = FrameLabel(class_id=labels[len(stamps)])
                 label.header = msg.header
                 self._label_pubs[source].publish(label)
             pub.publish(msg)
-            stamps.append((1000 + i, 7))
-            self.spin_until(lambda: False, 1.0 / rate)
+            self.sent[source] += 1
+            stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
+            self.spin_for(1.0 / rate)
         return stamps
+
+    def settled(self, source: str) -> bool:
+        """Every frame sent reached the source, each was admitted or dropped (counted), every
+        admitted one is classified, and every classification published has arrived here."""
+        s = self.stats.get(source)
+        return (s is not None and s.frames_received == self.sent[source]
+                and s.frames_admitted + s.frames_dropped == s.frames_received
+                and s.frames_classified == s.frames_admitted
+                and len(self.results[source]) == s.frames_classified)
+
+    def wait_settled(self, source: str, timeout: float = TIMEOUT) -> WorkerStats:
+        assert self.spin_until(lambda: self.settled(source), timeout), \
+            f"{source} did not settle in {timeout} s: sent {self.sent[source]}, results " \
+            f"{len(self.results[source])}; {self.describe()}"
+        return self.stats[source]
+
+    def describe(self) -> str:
+        """Every worker's counters, for failure messages."""
+        parts = []
+        for name, s in sorted(self.stats.items()):
+            parts.append(
+                f"{name}: I={s.input_queue} O={s.output_queue} Γ={s.compute_delay:.4f} "
+                f"run={s.tasks_run} recv={s.tasks_received} back={s.tasks_taken_back} "
+                f"dup={s.duplicates} offloads="
+                f"{dict(zip(s.offload_targets, s.offloads_sent, strict=True))} "
+                f"frames recv={s.frames_received} admitted={s.frames_admitted} "
+                f"dropped={s.frames_dropped} classified={s.frames_classified} "
+                f"overdue={s.frames_overdue}")
+        return "; ".join(parts)
 
     def close(self) -> None:
         self.executor.remove_node(self.node)

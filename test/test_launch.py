@@ -253,10 +253,10 @@ def test_mesh3_launch_runs_and_stops_cleanly(tmp_path: Path) -> None:
         pids = [int(p) for p in re.findall(r"process started with pid \[(\d+)\]", text)]
         assert len(pids) == 4, text  # source, two workers, the player
         assert text.count("process has finished cleanly") == 4, text
-        time.sleep(0.5)
-        for pid in pids:
-            with pytest.raises(ProcessLookupError):
-                os.kill(pid, 0)
+        deadline = time.monotonic() + 10.0
+        while _alive(pids) and time.monotonic() < deadline:
+            time.sleep(0.05)  # bounded poll until the orphans are reaped
+        assert not _alive(pids), _alive(pids)
         with pytest.raises(ProcessLookupError):
             os.killpg(proc.pid, 0)  # nothing of the launch is left
     finally:
@@ -269,3 +269,15 @@ def test_mesh3_launch_runs_and_stops_cleanly(tmp_path: Path) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+
+
+def _alive(pids: list[int]) -> list[int]:
+    """The pids that still exist."""
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        alive.append(pid)
+    return alive

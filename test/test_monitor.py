@@ -143,22 +143,20 @@ def test_monitor_once_and_diagnostics_from_a_running_source(tmp_path: Path) -> N
     monitor = None
     try:
         driver.bring_up("robotm")
-        driver.listen("robotm")
-        driver.wait_for_subscriber("robotm")
+        driver.connect("robotm")
         driver.publish_frames("robotm", frames(3), [1, 2, 3], rate=5.0)
-        assert driver.spin_until(lambda: len(driver.results["robotm"]) == 3, 60), \
-            robot.log.read_text()
-        assert driver.spin_until(
-            lambda: getattr(driver.stats.get("robotm"), "frames_classified", 0) == 3, 10)
-        # No --expect: it prints 1.5 s after the first WorkerStats and publishes /diagnostics
-        # every --period meanwhile, so it has discovered our subscription by then.
+        stats = driver.wait_settled("robotm")
+        assert stats.frames_classified == 3, robot.log.read_text()
+        # --expect 1: print once robotm reported; --diagnostics-subscribers 1: publish only
+        # after our subscription matched and fail unless it acknowledged the snapshot.
         monitor = spawn_module("mdi_exit_ros.tools.monitor",
-                               ["--once", "--wait", "30", "--period", "0.2"],
+                               ["--once", "--wait", "60", "--period", "0.2", "--expect", "1",
+                                "--diagnostics-subscribers", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        driver.spin_until(lambda: monitor.poll() is not None, 60)
-        out, _ = monitor.communicate(timeout=30)
+        out, _ = monitor.communicate(timeout=90)
+        # Acknowledged means our reader has it: it is delivered on the next spins.
         driver.spin_until(lambda: any(s.name == "mdi_exit/robotm" for a in arrays
-                                      for s in a.status), 3.0)
+                                      for s in a.status), 30.0)
         assert monitor.returncode == 0, out
         row = next(line for line in out.splitlines() if line.startswith("robotm*"))
         assert row.split()[1] == "active"
@@ -192,3 +190,26 @@ def test_monitor_once_without_a_fleet_says_so() -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "no WorkerStats on /mdi/worker_stats within 1 s" in out
+
+
+@pytest.mark.ros
+def test_monitor_once_fails_when_its_diagnostics_reader_never_appears(tmp_path: Path) -> None:
+    """Asked for a /diagnostics subscriber that never comes, --once says so and exits 1."""
+    from fleet_harness import Driver, Robot
+
+    robot = Robot("robotq", False, {"stats_period": 0.2}, tmp_path)
+    driver = Driver()
+    try:
+        driver.bring_up("robotq")
+        driver.close()  # no /diagnostics reader of ours on the domain
+        proc = spawn_module("mdi_exit_ros.tools.monitor",
+                            ["--once", "--wait", "3", "--expect", "1",
+                             "--diagnostics-subscribers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        code = robot.stop()
+    assert proc.returncode == 1, out
+    assert "robotq" in out  # the snapshot is still printed
+    assert "only 0 of 1 /diagnostics subscribers matched within 3 s" in out
+    assert code == 0

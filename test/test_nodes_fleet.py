@@ -8,8 +8,6 @@ computes exactly what the model computes offline, frame for frame.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -17,6 +15,7 @@ from fleet_harness import Driver, Robot, frames, make_checkpoint
 from lifecycle_msgs.msg import Transition
 
 from mdi_exit_ros.model.checkpoint import load_model
+from mdi_exit_ros.msg import ExitResult
 from mdi_exit_ros.nodes.engine import Engine
 
 pytestmark = pytest.mark.ros
@@ -74,6 +73,10 @@ def fleet(tmp_path_factory):
     }
     driver = Driver()
     try:
+        for name in robots:
+            driver.bring_up(name)
+        for source in ("robot1", "robot4"):
+            driver.connect(source)
         yield driver, robots, ckpt
     finally:
         driver.close()
@@ -82,16 +85,23 @@ def fleet(tmp_path_factory):
         assert all(code == 0 for code in codes.values()), (codes, logs)
 
 
-def test_lifecycle_refuses_out_of_order_then_comes_up_in_order(fleet) -> None:
-    driver, robots, _ = fleet
-    assert driver.state("robot2") == "unconfigured"
-    assert not driver.transition("robot2", Transition.TRANSITION_ACTIVATE)
-    assert driver.state("robot2") == "unconfigured"
-    for name in robots:
-        driver.bring_up(name)
-        assert driver.state(name) == "active"
-    assert not driver.transition("robot2", Transition.TRANSITION_CONFIGURE)
-    assert driver.state("robot2") == "active"
+def test_lifecycle_refuses_out_of_order_then_comes_up_in_order(tmp_path) -> None:
+    """A robot of its own (the module's fleet is already up): refused transitions change
+    nothing, in-order ones bring it up."""
+    robot = Robot("robot9", False, {"neighbors": ["-"]}, tmp_path)
+    driver = Driver()
+    try:
+        assert driver.state("robot9") == "unconfigured"
+        assert not driver.transition("robot9", Transition.TRANSITION_ACTIVATE)
+        assert driver.state("robot9") == "unconfigured"
+        driver.bring_up("robot9")
+        assert driver.state("robot9") == "active"
+        assert not driver.transition("robot9", Transition.TRANSITION_CONFIGURE)
+        assert driver.state("robot9") == "active"
+    finally:
+        driver.close()
+        code = robot.stop()
+    assert code == 0, robot.log.read_text()
 
 
 def test_every_admitted_frame_is_answered_once_as_the_model_would(fleet) -> None:
@@ -100,20 +110,20 @@ def test_every_admitted_frame_is_answered_once_as_the_model_would(fleet) -> None
     t1 = first_exit_median_threshold(ckpt, pixels)
     thresholds = [t1, 0.5, 1.0]
     for name in robots:
-        results = driver.set_params(name, exit_thresholds=thresholds)
-        assert all(r.successful for r in results), results
-    driver.listen("robot1")
-    driver.wait_for_subscriber("robot1")
+        driver.set_params(name, exit_thresholds=thresholds)
+    before = driver.wait_settled("robot1")
+    n0 = len(driver.results["robot1"])
     labels = [int(i % 10) for i in range(N_FRAMES)]
     stamps = driver.publish_frames("robot1", pixels, labels, RATE)
-    assert driver.spin_until(lambda: len(driver.results["robot1"]) >= N_FRAMES, 60.0), \
-        f"got {len(driver.results['robot1'])} of {N_FRAMES} results"
-    driver.spin_until(lambda: False, 1.0)  # a duplicate would arrive now
-    results = driver.results["robot1"]
-    assert len(results) == N_FRAMES
+    stats = driver.wait_settled("robot1", 90.0)
+    assert stats.frames_dropped == before.frames_dropped  # Alg. 3 admitted every frame
+    assert stats.frames_overdue == before.frames_overdue  # none was lost and re-admitted
+    results = driver.results["robot1"][n0:]
+    assert len(results) == N_FRAMES, driver.describe()
     by_stamp = {(r.header.stamp.sec, r.header.stamp.nanosec): r for r in results}
     assert sorted(by_stamp) == sorted(stamps)
-    assert sorted(r.data_id for r in results) == list(range(N_FRAMES))
+    ids = sorted(r.data_id for r in results)  # consecutive: one new frame id each
+    assert ids == list(range(ids[0], ids[0] + N_FRAMES)) and ids[0] >= before.frames_admitted
     preds, exits = offline(ckpt, pixels, thresholds)
     got = [by_stamp[s] for s in stamps]
     assert [r.exit_index for r in got] == exits, [(r.exit_index, r.confidence) for r in got]
@@ -121,46 +131,47 @@ def test_every_admitted_frame_is_answered_once_as_the_model_would(fleet) -> None
     assert {1, 3} <= set(exits)  # both an early and the last exit were taken
     assert all(r.source == "robot1" for r in got)
     # The source knows the labels: accuracy in its stats equals what the results say.
-    assert driver.spin_until(lambda: driver.stats.get("robot1") is not None
-                             and driver.stats["robot1"].frames_labelled == N_FRAMES, 10.0)
-    stats = driver.stats["robot1"]
-    assert stats.frames_correct == sum(p == y for p, y in zip(preds, labels, strict=True))
-    assert stats.frames_admitted == stats.frames_classified == N_FRAMES
+    assert stats.frames_labelled - before.frames_labelled == N_FRAMES
+    assert stats.frames_correct - before.frames_correct == sum(
+        p == y for p, y in zip(preds, labels, strict=True))
 
 
 def _offloads(driver: Driver, worker: str) -> int:
-    assert driver.spin_until(lambda: worker in driver.stats, 10.0), f"no stats from {worker}"
-    stats = driver.stats[worker]
-    return sum(stats.offloads_sent)
+    """Offloads sent by `worker` so far, from a report made after everything before it."""
+    return sum(driver.stats_after(worker, driver.now_ns()).offloads_sent)
 
 
-def _run_batch(driver: Driver, source: str, n: int, rate: float) -> None:
-    before = len(driver.results[source])
-    driver.publish_frames(source, frames(n, seed=int(time.time())), None, rate)
-    assert driver.spin_until(lambda: len(driver.results[source]) >= before + n, 90.0)
-    driver.spin_until(lambda: False, 0.5)  # let the stats catch up
+def _run_batch(driver: Driver, source: str, n: int, rate: float, seed: int
+               ) -> list[ExitResult]:
+    """Publish n frames and wait until the source has answered all of them; their results."""
+    driver.wait_settled(source)
+    n0 = len(driver.results[source])
+    driver.publish_frames(source, frames(n, seed=seed), None, rate)
+    driver.wait_settled(source, 120.0)
+    return driver.results[source][n0:]
 
 
 def test_offloading_follows_the_slow_worker(fleet) -> None:
     driver, _, _ = fleet
     for name in ("robot1", "robot2", "robot3"):
         driver.set_params(name, exit_thresholds=[1.0, 1.0, 1.0])  # every frame runs 3 tasks
-    driver.listen("robot1")
 
     # 120x: robot1 alone cannot keep up with 20 frames/s even on a fast, idle machine.
     driver.set_params("robot1", compute_slowdown=120.0)
     start = _offloads(driver, "robot1")
-    _run_batch(driver, "robot1", 20, 20.0)
+    _run_batch(driver, "robot1", 20, 20.0, seed=11)
     slow_source = _offloads(driver, "robot1") - start
 
     driver.set_params("robot1", compute_slowdown=1.0)
-    for name in ("robot2", "robot3"):
-        driver.set_params(name, compute_slowdown=120.0)
-    start = _offloads(driver, "robot1")
-    _run_batch(driver, "robot1", 20, 20.0)
-    slow_neighbours = _offloads(driver, "robot1") - start
-    for name in ("robot2", "robot3"):
-        driver.set_params(name, compute_slowdown=1.0)
+    try:
+        for name in ("robot2", "robot3"):
+            driver.set_params(name, compute_slowdown=120.0)
+        start = _offloads(driver, "robot1")
+        _run_batch(driver, "robot1", 20, 20.0, seed=12)
+        slow_neighbours = _offloads(driver, "robot1") - start
+    finally:
+        for name in ("robot2", "robot3"):
+            driver.set_params(name, compute_slowdown=1.0)
 
     assert slow_source >= 10, slow_source
     assert slow_neighbours <= slow_source // 4, (slow_source, slow_neighbours)
@@ -168,38 +179,32 @@ def test_offloading_follows_the_slow_worker(fleet) -> None:
 
 def test_exit_threshold_changes_at_run_time_and_bad_values_are_refused(fleet) -> None:
     driver, _, _ = fleet
-    bad = driver.set_params("robot1", exit_threshold=1.5)
+    bad = driver.set_params("robot1", check=False, exit_threshold=1.5)
     assert not bad[0].successful and "exit_threshold" in bad[0].reason + "range"
-    bad = driver.set_params("robot1", exit_thresholds=[0.5, 0.5])
+    bad = driver.set_params("robot1", check=False, exit_thresholds=[0.5, 0.5])
     assert not bad[0].successful and "3 values" in bad[0].reason
-    bad = driver.set_params("robot1", alpha=0.05)  # alpha must stay above beta
+    bad = driver.set_params("robot1", check=False, alpha=0.05)  # alpha must exceed beta
     assert not bad[0].successful and "alpha" in bad[0].reason
 
-    def histogram(n_before: int) -> list[int]:
-        results = driver.results["robot1"][n_before:]
+    def histogram(results: list[ExitResult]) -> list[int]:
         return [sum(r.exit_index == k for r in results) for k in (1, 2, 3)]
 
     driver.set_params("robot1", exit_thresholds=[0.0, 0.0, 0.0])
-    n = len(driver.results["robot1"])
-    _run_batch(driver, "robot1", 10, 20.0)
-    assert histogram(n) == [10, 0, 0]
-
-    ok = driver.set_params("robot1", exit_thresholds=[1.0, 1.0, 1.0])
-    assert ok[0].successful
-    n = len(driver.results["robot1"])
-    _run_batch(driver, "robot1", 10, 20.0)
-    assert histogram(n) == [0, 0, 10]
+    assert histogram(_run_batch(driver, "robot1", 10, 20.0, seed=21)) == [10, 0, 0]
+    driver.set_params("robot1", exit_thresholds=[1.0, 1.0, 1.0])
+    assert histogram(_run_batch(driver, "robot1", 10, 20.0, seed=22)) == [0, 0, 10]
 
 
 def test_a_second_source_receives_only_its_own_results(fleet) -> None:
     driver, _, _ = fleet
-    driver.listen("robot4")
-    driver.wait_for_subscriber("robot4")
-    n1 = len(driver.results["robot1"])
-    driver.publish_frames("robot4", frames(12, seed=4), None, 20.0)
-    assert driver.spin_until(lambda: len(driver.results["robot4"]) >= 12, 60.0)
-    driver.spin_until(lambda: False, 1.0)
-    assert len(driver.results["robot4"]) == 12
-    assert all(r.source == "robot4" for r in driver.results["robot4"])
-    assert sorted(r.data_id for r in driver.results["robot4"]) == list(range(12))
-    assert len(driver.results["robot1"]) == n1  # robot1 got nothing of robot4's
+    robot1 = driver.wait_settled("robot1")
+    results = _run_batch(driver, "robot4", 12, 20.0, seed=4)
+    assert len(results) == 12
+    assert all(r.source == "robot4" for r in results)
+    ids = sorted(r.data_id for r in results)
+    assert ids == list(range(ids[0], ids[0] + 12))
+    # robot1 got nothing of robot4's: a later report shows it unchanged and settled
+    now = driver.stats_after("robot1", driver.now_ns())
+    assert (now.frames_received, now.frames_classified) == \
+        (robot1.frames_received, robot1.frames_classified)
+    assert driver.settled("robot1")

@@ -77,14 +77,20 @@ class Receiver:
         self.node.create_subscription(FrameLabel, f"{ns}/image_label", self.labels.append,
                                       data_qos())
 
-    def spin_until(self, n: int, proc: subprocess.Popen, timeout: float = TIMEOUT) -> None:
+    def receive(self, n: int, proc: subprocess.Popen, timeout: float = TIMEOUT
+                ) -> tuple[int, str]:
+        """Spin until n images and n labels arrived and the player exited; (code, output).
+
+        The player waits until its readers acknowledged everything before it exits, and says
+        how many frames it published: that count, not a pause, rules out extra frames.
+        """
         deadline = time.monotonic() + timeout
-        while (len(self.images) < n or len(self.labels) < n) and time.monotonic() < deadline:
+        while (len(self.images) < n or len(self.labels) < n or proc.poll() is None) \
+                and time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=0.05)
-        # anything beyond n would be a bug: give it a moment to show up
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.05)
+        code, out = finish(proc)
+        assert f"published {n} frames" in out, out
+        return code, out
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -146,8 +152,7 @@ def test_folder_frames_arrive_with_matching_labels(class_folder, receiver) -> No
     n = len(expected)
     proc = start_player(f"dataset:=folder:{root}", "rate:=40", f"count:={n}",
                         "frame_id:=cam_optical")
-    receiver.spin_until(n, proc)
-    code, out = finish(proc)
+    code, out = receiver.receive(n, proc)
     assert code == 0, out
     assert "publishing folder:" in out and f"{n} frames" in out and "8x8 rgb8" in out
     assert len(receiver.images) == n, out
@@ -170,8 +175,7 @@ def test_count_beyond_the_split_wraps_only_with_loop(class_folder, receiver) -> 
     root, expected = class_folder
     proc = start_player(f"dataset:=folder:{root}", "rate:=50", "count:=15", "loop:=true",
                         "start_index:=10", "channels:=1")
-    receiver.spin_until(15, proc)
-    code, out = finish(proc)
+    code, out = receiver.receive(15, proc)
     assert code == 0, out
     assert len(receiver.images) == 15
     assert all(img.encoding == "mono8" and img.step == 8 for _, img in receiver.images)
@@ -192,8 +196,7 @@ def test_shuffle_plays_every_frame_once_in_the_seeded_order(class_folder, receiv
     root, expected = class_folder
     n = len(expected)
     proc = start_player(f"dataset:=folder:{root}", "rate:=40", "shuffle:=true", "seed:=5")
-    receiver.spin_until(n, proc)
-    code, out = finish(proc)
+    code, out = receiver.receive(n, proc)
     assert code == 0, out
     assert "in shuffled order (seed 5)" in out
     order = np.random.default_rng(5).permutation(n).tolist()
@@ -210,8 +213,7 @@ def test_flat_folder_frames_are_unlabelled(tmp_path: Path, receiver) -> None:
     for i in range(3):
         PILImage.fromarray(_pixels(0, i, size=6)).save(tmp_path / f"f{i}.jpg")
     proc = start_player(f"dataset:=folder:{tmp_path}", "rate:=30", "count:=3")
-    receiver.spin_until(3, proc)
-    code, out = finish(proc)
+    code, out = receiver.receive(3, proc)
     assert code == 0, out
     assert [lab.class_id for lab in receiver.labels] == [-1, -1, -1]
     assert [(img.width, img.height) for _, img in receiver.images] == [(6, 6)] * 3
@@ -230,8 +232,7 @@ def test_arrival_timing(class_folder, receiver, arrival: str) -> None:
     n = 50
     proc = start_player(f"dataset:=folder:{root}", "rate:=25.0", f"count:={n}", "loop:=true",
                         f"arrival:={arrival}", "seed:=3")
-    receiver.spin_until(n, proc)
-    code, out = finish(proc)
+    code, out = receiver.receive(n, proc)
     assert code == 0, out
     gaps = _gaps(receiver)
     assert len(gaps) == n - 1
@@ -252,8 +253,7 @@ def test_fashion_mnist_frames_are_mono8_28x28(receiver) -> None:
     if not dataset_available("fmnist"):
         pytest.skip("Fashion-MNIST is not installed (apt install dataset-fashion-mnist)")
     proc = start_player("dataset:=fashion-mnist", "rate:=50", "count:=3", "start_index:=5")
-    receiver.spin_until(3, proc)
-    code, out = finish(proc)
+    code, out = receiver.receive(3, proc)
     assert code == 0, out
     assert [(i.encoding, i.width, i.height) for _, i in receiver.images] == [("mono8", 28, 28)] * 3
     assert all(0 <= lab.class_id < 10 and lab.class_name for lab in receiver.labels)
@@ -296,7 +296,6 @@ def test_video_needs_opencv_or_plays(tmp_path: Path, receiver) -> None:
         writer.write(np.full((12, 16, 3), 50 * i, dtype=np.uint8))
     writer.release()
     proc = start_player(f"dataset:=video:{video}", "rate:=20")
-    receiver.spin_until(4, proc)
-    code, out = finish(proc)
+    code, out = receiver.receive(4, proc)
     assert code == 0, out
     assert [(i.encoding, i.width, i.height) for _, i in receiver.images] == [("rgb8", 16, 12)] * 4

@@ -35,6 +35,7 @@ from .ledger import (
     ResultStatus,
     SeenSet,
 )
+from .names import MAX_WORKER_ID_LENGTH, is_worker_id
 from .neighbors import ACTIVE, NeighborReport, NeighborState, NeighborTable
 from .offload import (
     NeighborView,
@@ -72,6 +73,7 @@ __all__ = [
     "FrameRecord",
     "InFlight",
     "LinkDelayEstimator",
+    "MAX_WORKER_ID_LENGTH",
     "ManualClock",
     "MonotonicClock",
     "NeighborReport",
@@ -101,6 +103,7 @@ __all__ = [
     "classify",
     "entropy_confidence",
     "get_confidence_fn",
+    "is_worker_id",
     "max_softmax",
     "offload_probability",
     "offload_rule",

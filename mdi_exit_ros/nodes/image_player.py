@@ -43,7 +43,6 @@ ARRIVALS = ("fixed", "poisson")
 QOS_CHOICES = ("reliable", "best_effort", "sensor_data")
 SPLITS = ("train", "test")
 EXIT_BAD_PARAMETERS = 2
-LABEL_GRACE = 1.0  # s to let the label topic match too once the image topic has a reader
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif",
                   ".tiff")
 
@@ -195,7 +194,8 @@ PARAMETERS: dict[str, tuple[Any, str, tuple[float, float] | None]] = {
     "start_index": (0, "Index of the first frame in the split", (0, 2**31 - 1)),
     "frame_id": ("camera", "header.frame_id of images and labels", None),
     "qos": ("reliable", "Image QoS: reliable | best_effort | sensor_data", None),
-    "wait_for_subscribers": (True, "Publish nothing until `image` has a subscriber", None),
+    "wait_for_subscribers": (True, "Publish nothing until `image` and `image_label` have a "
+                             "subscriber (at most wait_timeout)", None),
     "wait_timeout": (30.0, "Seconds to wait for a subscriber before publishing anyway",
                      (0.1, 86400.0)),
     "exit_when_done": (True, "Exit (code 0) after the last frame", None),
@@ -322,22 +322,26 @@ class ImagePlayer(Node):
         return True
 
     def wait_for_subscribers(self, stop: Callable[[], bool]) -> bool:
-        """Spin until `image` has a reader (then briefly for `image_label`); False on timeout."""
+        """Spin until `image` and `image_label` both have a reader; False on timeout.
+
+        A source subscribes to both; a label published before its reader matched is lost
+        for good (volatile), and that frame would count as unlabelled.
+        """
         deadline = time.monotonic() + self.params["wait_timeout"]
-        while self.image_pub.get_subscription_count() == 0:
+        while (self.image_pub.get_subscription_count() == 0
+               or self.label_pub.get_subscription_count() == 0):
             if time.monotonic() > deadline or stop():
                 return False
-            rclpy.spin_once(self, timeout_sec=0.05)
-        grace = time.monotonic() + LABEL_GRACE
-        while self.label_pub.get_subscription_count() == 0 and time.monotonic() < grace:
             rclpy.spin_once(self, timeout_sec=0.05)
         return True
 
     def play(self) -> None:
         """Publish on schedule until done: absolute deadlines, so gaps do not accumulate."""
         if self.params["wait_for_subscribers"] and not self.wait_for_subscribers(lambda: False):
+            missing = [p.topic_name for p in (self.image_pub, self.label_pub)
+                       if p.get_subscription_count() == 0]
             self.get_logger().warning(
-                f"no subscriber on {self.image_pub.topic_name} after "
+                f"no subscriber on {' and '.join(missing)} after "
                 f"{self.params['wait_timeout']:g} s; publishing anyway")
         due = time.monotonic()
         while not self.done():

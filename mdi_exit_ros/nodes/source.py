@@ -50,6 +50,7 @@ class SourceNode(WorkerNode):
         self._next_id = 0
         self._next_admit = 0.0
         self._image_sub = None
+        self._label_sub = None
         self._discovery = None
         self._source_timers: list[Any] = []
         self._classification = None
@@ -109,11 +110,12 @@ class SourceNode(WorkerNode):
         self.frames = core.FrameLedger()
         self._classification = self.create_publisher(ExitResult, "classification",
                                                      qos.data_qos())
+        self._label_sub = self.create_subscription(FrameLabel, "image_label", self._on_label,
+                                                   qos.data_qos())
         self._subs += [
             self.create_subscription(ExitResult, exits_topic(self.worker_id),
                                      self.on_exit_result, qos.data_qos()),
-            self.create_subscription(FrameLabel, "image_label", self._on_label,
-                                     qos.data_qos()),
+            self._label_sub,
         ]
         self._source_timers = [
             self.create_timer(float(values["control_period"]), self._on_control),
@@ -140,7 +142,7 @@ class SourceNode(WorkerNode):
             self.get_logger().warning(
                 f"{len(self.frames.pending())} admitted frame(s) were not answered before "
                 f"cleanup")
-        self.controller, self.frames = None, None
+        self.controller, self.frames, self._label_sub = None, None, None
         super()._release()
 
     # -- camera and admission -----------------------------------------------------------
@@ -299,6 +301,10 @@ class SourceNode(WorkerNode):
         msg.admission_mode = self.param("admission_mode")
         msg.admission_interval = self.admission_interval()
         msg.latency_p50, msg.latency_p95 = pct(0.5), pct(0.95)
+        msg.image_publishers = self._image_sub.get_publisher_count() if self._image_sub else 0
+        msg.label_publishers = self._label_sub.get_publisher_count() if self._label_sub else 0
+        msg.classification_subscribers = self._classification.get_subscription_count() \
+            if self._classification else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerSta
 from mdi_exit_ros.nodes import params
 from mdi_exit_ros.nodes.engine import Engine, Payload
 from mdi_exit_ros.nodes.links import LinkEmulator
+from mdi_exit_ros.nodes.peers import ACKS, EXITS, TASKS, PeerPublishers, peer_topic
 from mdi_exit_ros.wire import TensorLimits, qos
 
 STATE_TOPIC = "/mdi/neighbor_state"
@@ -42,15 +43,15 @@ MAX_TASK_FAILURES = 3  # a task whose inference keeps failing is answered with a
 
 
 def tasks_topic(worker: str) -> str:
-    return f"/{worker}/tasks"
+    return peer_topic(worker, TASKS)
 
 
 def acks_topic(worker: str) -> str:
-    return f"/{worker}/task_acks"
+    return peer_topic(worker, ACKS)
 
 
 def exits_topic(worker: str) -> str:
-    return f"/{worker}/exits"
+    return peer_topic(worker, EXITS)
 
 
 def to_seconds(stamp: Any) -> float:
@@ -77,12 +78,14 @@ class WorkerNode(LifecycleNode):
         self._thread: threading.Thread | None = None
         self._timers: list[Any] = []
         self._state_timer = None
-        self._pubs: dict[str, Publisher] = {}
+        self._pubs: dict[str, Publisher] = {}  # own topics: state, stats
+        self._peers: PeerPublishers | None = None  # peers' tasks, acks, exits
         self._subs: list[Any] = []
         self._links: LinkEmulator | None = None
         self._offloads_to: Counter[str] = Counter()
         self._refused_bad_tensor = 0
         self._failures: Counter[tuple] = Counter()
+        self._loop_errors = 0
         self._warned_no_neighbor = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -189,6 +192,7 @@ class WorkerNode(LifecycleNode):
             "state": self.create_publisher(NeighborState, STATE_TOPIC, qos.state_qos()),
             "stats": self.create_publisher(WorkerStats, STATS_TOPIC, qos.state_qos()),
         }
+        self._peers = PeerPublishers(self, qos.data_qos())
         self._subs = [
             self.create_subscription(Task, tasks_topic(self.worker_id), self._on_task,
                                      qos.data_qos()),
@@ -255,14 +259,17 @@ class WorkerNode(LifecycleNode):
         for timer in self._timers + ([self._state_timer] if self._state_timer else []):
             self.destroy_timer(timer)
         self._timers, self._state_timer = [], None
+        # The link thread publishes through the peers' publishers: stop it before them.
+        if self._links is not None:
+            self._links.close()
+        self._links = None
+        if self._peers is not None:
+            self._peers.close()
         for sub in self._subs:
             self.destroy_subscription(sub)
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
         self._subs, self._pubs = [], {}
-        if self._links is not None:
-            self._links.close()
-        self._links = None
         self.core = None
         self.engine = None
 
@@ -281,15 +288,25 @@ class WorkerNode(LifecycleNode):
     # -- inference (own thread) ---------------------------------------------------------
 
     def _inference_loop(self) -> None:
-        """Alg. 1 on the input queue, one task at a time, off the executor thread."""
+        """Alg. 1 on the input queue, one task at a time, off the executor thread.
+
+        Nothing ends this loop but `_stop`: an error around a task (delivering its exit,
+        sending its successor) is logged, rate-limited, and the loop goes on.
+        """
         while not self._stop.is_set():
-            with self.lock:
-                task = self.core.next_task() if self.active else None
-            if task is None:
-                self._wake.wait(0.05)
-                self._wake.clear()
-                continue
-            self.run_task(task)
+            try:
+                with self.lock:
+                    task = self.core.next_task() if self.active else None
+                if task is None:
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+                    continue
+                self.run_task(task)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any error
+                self._loop_errors += 1
+                self.get_logger().error(
+                    f"inference loop error ({self._loop_errors} so far): {exc!r}",
+                    throttle_duration_sec=5.0)
 
     def run_task(self, task: core.Task) -> None:
         payload: Payload = task.payload
@@ -311,7 +328,7 @@ class WorkerNode(LifecycleNode):
         self.send_tasks(sends)
 
     def _task_failed(self, task: core.Task, exc: Exception) -> None:
-        key = (task.dedup_key, task.attempt)
+        key = (task.key, task.attempt)
         self._failures[key] += 1
         self.get_logger().error(f"task {task} failed ({self._failures[key]}x): {exc!r}")
         with self.lock:
@@ -342,15 +359,10 @@ class WorkerNode(LifecycleNode):
 
     def deliver_exit(self, result: ExitResult) -> None:
         """Send an exit to the frame's source (a source overrides this for its own frames)."""
-        self._publisher(exits_topic(result.source), ExitResult).publish(result)
+        if self._peers is not None:
+            self._peers.send(result.source, EXITS, ExitResult, result)
 
     # -- tasks out ----------------------------------------------------------------------
-
-    def _publisher(self, topic: str, msg_type: type) -> Publisher:
-        pub = self._pubs.get(topic)
-        if pub is None:
-            pub = self._pubs[topic] = self.create_publisher(msg_type, topic, qos.data_qos())
-        return pub
 
     def send_tasks(self, sends: list[tuple[str, core.Task]]) -> None:
         for receiver, task in sends:
@@ -373,8 +385,9 @@ class WorkerNode(LifecycleNode):
         return msg
 
     def _publish_now(self, receiver: str, msg: Task) -> None:
-        if self.core is not None:
-            self._publisher(tasks_topic(receiver), Task).publish(msg)
+        peers = self._peers
+        if peers is not None:
+            peers.send(receiver, TASKS, Task, msg)
 
     def _hand_off_queued(self) -> None:
         """Deactivation: queued tasks go to live neighbours, held until they ack."""
@@ -413,19 +426,22 @@ class WorkerNode(LifecycleNode):
                       task_index=msg.task_index, attempt=msg.attempt,
                       accepted=bool(receipt and receipt.accepted), reason=reason,
                       tasks_accepted=receipt.accepted_count if receipt else 0)
-        self._publisher(acks_topic(msg.sender), TaskAck).publish(ack)
+        self._peers.send(msg.sender, ACKS, TaskAck, ack)
         self.send_tasks(sends)
         self._wake.set()
 
     def _check_task_message(self, msg: Task) -> str:
         """Why a received task cannot run here ('' if it can); the core checks the rest."""
         k = self.engine.num_exits
-        if msg.model_id != self.engine.model_id or not 1 <= msg.task_index <= k:
-            return ""  # the core refuses these with its own reasons
+        for field_name in ("source", "sender"):
+            if not core.is_worker_id(getattr(msg, field_name)):
+                return f"{field_name} is not a valid worker id"
         if len(msg.exit_thresholds) not in (0, k):
             return f"{len(msg.exit_thresholds)} exit thresholds for a model with {k} exits"
-        if any(not 0.0 <= t <= 1.0 for t in msg.exit_thresholds):
+        if any(not 0.0 <= t <= 1.0 for t in msg.exit_thresholds):  # NaN fails too
             return "exit thresholds outside [0, 1]"
+        if msg.model_id != self.engine.model_id or not 1 <= msg.task_index <= k:
+            return ""  # the core refuses these with its own reasons
         return self.engine.check_wire(msg.task_index, msg.tensor, self.limits)
 
     def _on_ack(self, msg: TaskAck) -> None:
@@ -464,6 +480,7 @@ class WorkerNode(LifecycleNode):
             sends = self.core.offload_pass(now) if self.active else []
             handoff = not self.active and bool(self.core.input or self.core.output)
         self.send_tasks(resends + sends)
+        self._peers.flush()
         if handoff:
             self._hand_off_queued()
         self._wake.set()

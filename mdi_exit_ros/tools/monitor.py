@@ -301,9 +301,56 @@ def _make_node(view: FleetView, period: float, t_o: int, stale_after: float,
     return MonitorNode()
 
 
-def main(argv: list[str] | None = None) -> int:
+def snapshot(node: Any, view: FleetView, args: argparse.Namespace) -> int:
+    """`--once`: wait (bounded by --wait) for the workers, print, publish /diagnostics.
+
+    Every wait is bounded by the one deadline, and success means what it says: the expected
+    workers reported, and the expected /diagnostics subscribers matched and acknowledged
+    the snapshot (a volatile publication made before a reader matched reaches nobody).
+    """
     import rclpy
     from rclpy.duration import Duration
+
+    deadline = time.monotonic() + args.wait
+    first: float | None = None
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        seen = view.with_stats()
+        if seen and first is None:
+            first = time.monotonic()
+        if args.expect and len(seen) >= args.expect:
+            break
+        if not args.expect and first is not None and time.monotonic() - first > 1.5:
+            break  # one more stats period, so that every worker has reported
+    seen = view.with_stats()
+    if not seen:
+        print(f"no WorkerStats on {STATS_TOPIC} within {args.wait:g} s", file=sys.stderr)
+        return 1
+    print(render(view, t_o=args.output_queue_threshold, stale_after=args.stale_after),
+          flush=True)
+    if args.expect and len(seen) < args.expect:
+        print(f"only {len(seen)} of {args.expect} workers reported within {args.wait:g} s",
+              file=sys.stderr)
+        return 1
+    want = args.diagnostics_subscribers
+    while node.diagnostics.get_subscription_count() < want and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    matched = node.diagnostics.get_subscription_count()
+    if matched < want:
+        print(f"only {matched} of {want} /diagnostics subscribers matched within "
+              f"{args.wait:g} s", file=sys.stderr)
+        return 1
+    node.publish_diagnostics()
+    left = max(deadline - time.monotonic(), 1.0)
+    if not node.diagnostics.wait_for_all_acked(Duration(seconds=left)):
+        print(f"/diagnostics not acknowledged by its {matched} subscriber(s)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.utilities import remove_ros_args
 
@@ -314,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=5.0,
                         help="--once: wait at most this long for WorkerStats (s)")
     parser.add_argument("--expect", type=int, default=0,
-                        help="--once: print as soon as this many workers reported")
+                        help="--once: print as soon as this many workers reported (0: wait "
+                        "one stats period after the first report)")
+    parser.add_argument("--diagnostics-subscribers", type=int, default=0, metavar="N",
+                        help="--once: publish /diagnostics only once N subscribers matched "
+                        "(within --wait) and fail unless they acknowledged it")
     parser.add_argument("--period", type=float, default=1.0, help="refresh period (s)")
     parser.add_argument("--output-queue-threshold", type=int, default=DEFAULT_T_O,
                         help="T_O: warn when a worker's O_n exceeds it")
@@ -323,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(remove_ros_args(args_in)[1:])
     if args.period <= 0 or args.wait < 0 or args.stale_after <= 0:
         parser.error("--period and --stale-after must be positive, --wait non-negative")
+    if args.expect < 0 or args.diagnostics_subscribers < 0:
+        parser.error("--expect and --diagnostics-subscribers must not be negative")
 
     view = FleetView()
     tty = sys.stdout.isatty() and not args.once and os.environ.get("TERM") != "dumb"
@@ -340,30 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.once:
             rclpy.spin(node)
             return 0
-        deadline = time.monotonic() + args.wait
-        first: float | None = None
-        while time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.1)
-            seen = view.with_stats()
-            if seen and first is None:
-                first = time.monotonic()
-            if args.expect and len(seen) >= args.expect:
-                break
-            if not args.expect and first is not None and time.monotonic() - first > 1.5:
-                break  # one more stats period, so that every worker has reported
-        if not view.with_stats():
-            print(f"no WorkerStats on {STATS_TOPIC} within {args.wait:g} s", file=sys.stderr)
-            return 1
-        print(render(view, t_o=args.output_queue_threshold, stale_after=args.stale_after),
-              flush=True)
-        # Give a /diagnostics listener (an aggregator, a test) up to 1 s to match first:
-        # a snapshot published before discovery completes reaches nobody.
-        settle = time.monotonic() + 1.0
-        while node.diagnostics.get_subscription_count() == 0 and time.monotonic() < settle:
-            rclpy.spin_once(node, timeout_sec=0.05)
-        node.publish_diagnostics()
-        node.diagnostics.wait_for_all_acked(Duration(seconds=2.0))
-        return 0
+        return snapshot(node, view, args)
     except (KeyboardInterrupt, ExternalShutdownException):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut clean-up
         return 0
