@@ -36,7 +36,7 @@ from .ledger import (
     SeenSet,
 )
 from .names import MAX_WORKER_ID_LENGTH, is_worker_id
-from .neighbors import ACTIVE, NeighborReport, NeighborState, NeighborTable
+from .neighbors import ACTIVE, NeighborReport, NeighborState, NeighborTable, report_problem
 from .offload import (
     NeighborView,
     OffloadBranch,
@@ -108,6 +108,7 @@ __all__ = [
     "offload_probability",
     "offload_rule",
     "place_next",
+    "report_problem",
     "should_exit",
     "softmax",
 ]

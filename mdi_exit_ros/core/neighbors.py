@@ -29,8 +29,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .names import is_worker_id
+
 ACTIVE = "active"  # lifecycle label of a worker that accepts tasks (msg/NeighborState.msg)
 DEFAULT_LEASE = 3.0  # s: several missed reports at a 0.5 s state period before declaring death
+MAX_REPORTED_SECONDS = 86_400.0  # Gamma_m or mu beyond a day is no measurement
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,24 @@ class NeighborReport:
     tasks_accepted: int | None = None  # m's running count of accepted tasks, if sent
     tasks_run: int = 0
     admission_interval: float = 0.0
+
+
+def report_problem(report: NeighborReport) -> str | None:
+    """Why a report from the wire must not reach Alg. 2 (None if it may).
+
+    Reports steer offloading (Gamma_m, I_m) and come from anyone on the domain: a NaN or
+    negative compute delay would make a neighbour look infinitely fast. Refused reports do
+    not renew the sender's lease.
+    """
+    if not is_worker_id(report.worker):
+        return "worker is not a valid worker id"
+    for name in ("compute_delay", "admission_interval"):
+        value = getattr(report, name)
+        if not (math.isfinite(value) and 0.0 <= value <= MAX_REPORTED_SECONDS):
+            return f"{name} {value!r} is not a duration in [0, {MAX_REPORTED_SECONDS:g}] s"
+    if any(not 0.0 <= t <= 1.0 for t in report.exit_thresholds):  # NaN fails too
+        return "exit thresholds outside [0, 1]"
+    return None
 
 
 @dataclass

@@ -20,6 +20,7 @@ from mdi_exit_ros.core import entropy_confidence, max_softmax
 from mdi_exit_ros.model.checkpoint import load_model
 from mdi_exit_ros.msg import Tensor
 from mdi_exit_ros.wire import TensorLimits, msg_to_torch, torch_to_msg
+from mdi_exit_ros.wire.tensor_codec import from_msg
 
 CONFIDENCE_FNS = {"max_softmax": max_softmax, "entropy": entropy_confidence}
 
@@ -39,6 +40,15 @@ class Payload:
         if isinstance(self.data, Tensor):
             return len(self.data.data)
         return self.data.numel() * self.data.element_size()
+
+
+@dataclass(frozen=True)
+class WireContract:
+    """Task k's input on the wire: shape, Tensor.data_type code and encoding."""
+
+    shape: tuple[int, ...]
+    data_type: int
+    encoding: str
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,26 @@ class Engine:
         self.num_exits: int = self.model.num_exits
         self.class_names: list[str] = list(self.model.class_names)
         self.spec = self.model.input_spec
+        self.contracts = self._contracts()
+
+    @torch.no_grad()
+    def _contracts(self) -> dict[int, WireContract]:
+        """What task k's input looks like on the wire, from one forward pass of a blank frame.
+
+        Checked field by field against a received tensor before anything is decoded, so a
+        peer cannot make this worker allocate or compute beyond what its model needs.
+        """
+        x = self.spec.normalize(torch.zeros(1, self.spec.channels, self.spec.size,
+                                            self.spec.size, dtype=torch.uint8))
+        contracts = {}
+        for k in range(1, self.num_exits + 1):
+            wire = self.to_wire(k, x)  # exactly what a sender puts on the wire
+            contracts[k] = WireContract(tuple(int(d) for d in wire.shape.dims), wire.data_type,
+                                        wire.encoding)
+            if k < self.num_exits:
+                features, _ = self.model.run_task(k, x if k == 1 else self.model.decode(k - 1, x))
+                x = self.model.encode(k, features).contiguous()
+        return contracts
 
     def suggested_thresholds(self) -> tuple[float, ...]:
         """The checkpoint's calibrated T_e^k (0.9 at every exit if it has none)."""
@@ -97,12 +127,22 @@ class Engine:
                             encoding=self.encoding(task_index - 1))
 
     def check_wire(self, task_index: int, msg: Tensor, limits: TensorLimits) -> str:
-        """Why a received tensor cannot be task `task_index`'s input ('' if it can)."""
-        expected = self.encoding(task_index - 1)
-        if msg.encoding != expected:
-            return f"encoding {msg.encoding!r} for task {task_index}, expected {expected!r}"
+        """Why a received tensor cannot be task `task_index`'s input ('' if it can).
+
+        Compares the message's fields with the task's contract first (no copy, no decode),
+        then validates the buffer itself as a zero-copy view.
+        """
+        want = self.contracts[task_index]
+        if msg.encoding != want.encoding:
+            return f"encoding {msg.encoding[:40]!r} for task {task_index}, expected " \
+                   f"{want.encoding!r}"
+        if msg.data_type != want.data_type:
+            return f"data_type {msg.data_type} for task {task_index}, expected {want.data_type}"
+        dims = tuple(int(d) for d in msg.shape.dims[:9])
+        if dims != want.shape:
+            return f"shape {list(dims)} for task {task_index}, expected {list(want.shape)}"
         try:
-            msg_to_torch(msg, limits)
+            from_msg(msg, limits)
         except ValueError as exc:
             return str(exc)
         return ""

@@ -86,6 +86,7 @@ class WorkerNode(LifecycleNode):
         self._refused_bad_tensor = 0
         self._failures: Counter[tuple] = Counter()
         self._loop_errors = 0
+        self._refused_reports = 0
         self._warned_no_neighbor = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -466,6 +467,13 @@ class WorkerNode(LifecycleNode):
             seq=msg.seq, stamp=to_seconds(msg.header.stamp),
             tasks_accepted=msg.tasks_accepted, tasks_run=msg.tasks_run,
             admission_interval=msg.admission_interval)
+        problem = core.report_problem(report)
+        if problem:
+            self._refused_reports += 1
+            self.get_logger().warning(
+                f"NeighborState from {msg.worker[:64]!r} refused ({self._refused_reports} so "
+                f"far): {problem}", throttle_duration_sec=5.0)
+            return
         with self.lock:
             if self.core is None:
                 return
