@@ -276,3 +276,13 @@ def test_paper_rule_without_camera_reports() -> None:
     for t in range(40):
         rc.step(float(t), 0, 0)
     assert rc.mu == 0.001 and rc.camera_interval is None
+
+
+def test_a_new_period_reschedules_from_the_last_step() -> None:
+    tc = ThresholdController(0.6, te_min=0.5, period=1.0)
+    tc.step(0.0, 0, 0)
+    tc.update_params(period=0.1)
+    assert tc.next_due == pytest.approx(0.1)
+    assert tc.step(0.1, 0, 0).branch is ControlBranch.LOW
+    tc.update_params(period=5.0)
+    assert not tc.due(1.0) and tc.due(5.1 - 1.25)

@@ -170,6 +170,12 @@ class _PeriodicController:
     def _apply(self, branch: ControlBranch) -> float:
         raise NotImplementedError
 
+    def _set_params(self, params: QueueControlParams) -> None:
+        """New constants; a new period re-bases the next step on the last one."""
+        if params.period != self._params.period and self._last is not None:
+            self._next = self._last + params.period
+        self._params = params
+
     def _new_params(self, changes: dict[str, Any]) -> QueueControlParams:
         unknown = set(changes) - _PARAM_NAMES
         if unknown:
@@ -295,7 +301,8 @@ class RateController(_PeriodicController):
             self._mu_min if mu_min is None else mu_min,
             self._mu_max if mu_max is None else mu_max,
         )
-        self._params, self._mu_min, self._mu_max = params, lo, hi
+        self._set_params(params)
+        self._mu_min, self._mu_max = lo, hi
         self._value = min(hi, max(lo, self._value))
 
 
@@ -361,5 +368,6 @@ class ThresholdController(_PeriodicController):
         """
         params = self._new_params(changes)
         lo = self._te_min if te_min is None else self._check_te_min(te_min)
-        self._params, self._te_min = params, lo
+        self._set_params(params)
+        self._te_min = lo
         self._value = max(lo, self._value)
