@@ -94,14 +94,14 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("beta", 0.1, "Alg. 3/4 step between T_Q1 and T_Q2", low=0.0, high=1.0,
          source_only=True),
     Spec("zeta", 0.2, "Alg. 3/4 step above T_Q2", low=0.0, high=1.0, source_only=True),
-    Spec("control_period", 1.0, "s: seconds between Alg. 3/4 steps", low=0.01, high=3600.0,
-         source_only=True),
+    Spec("control_period", 1.0, "s: seconds between Alg. 3/4 steps (the paper's sleep s; "
+         "steps keep to a fixed schedule)", low=0.01, high=3600.0, source_only=True),
     Spec("min_exit_threshold", 0.5, "T_e^min, the floor of Alg. 4", low=0.0, high=1.0,
          source_only=True),
     Spec("initial_interval", 0.05, "mu when the source is configured, seconds between "
          "admitted frames", low=1e-4, high=3600.0, source_only=True, configure_only=True),
-    Spec("min_interval", 0.001, "Lower bound of mu", low=1e-5, high=3600.0,
-         source_only=True),
+    Spec("min_interval", 0.001, "Lower bound of mu (Alg. 3 also stops lowering mu at the "
+         "camera's measured interval / (1 + zeta))", low=1e-5, high=3600.0, source_only=True),
     Spec("max_interval", 10.0, "Upper bound of mu", low=1e-4, high=3600.0, source_only=True),
     Spec("qos", "auto", "Image subscription reliability: auto matches the camera "
          "publisher's (looked up on the graph)", choices=IMAGE_QOS, source_only=True,
