@@ -205,7 +205,7 @@ def test_jittered_timer_calls_step_every_period(jitter: float) -> None:
     """A timer with the controller's period whose callbacks run late by a random amount.
 
     Two consecutive callbacks can then be closer than a period; each must still make its
-    step (a gate on `now - last >= period` skipped about a third of them).
+    step (a gate on `now - last >= period` skipped many of them).
     """
     rng = random.Random(7)
     tc = ThresholdController(0.5, te_min=0.5, alpha=0.002, beta=0.001, period=0.1)
