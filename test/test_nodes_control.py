@@ -43,7 +43,8 @@ def robots(tmp_path_factory):
                                          "control_period": 0.1, "qos": "reliable"}, tmp),
         "ctlwrk": Robot("ctlwrk", False, {**common, "link_delay": LINK_DELAY}, tmp),
         "ctlq": Robot("ctlq", True, {**common, "admission_mode": "rate",
-                                     "initial_interval": 0.001, "qos": "reliable"}, tmp),
+                                     "initial_interval": 0.001, "control_period": 0.2,
+                                     "qos": "reliable"}, tmp),
     }
     driver = Driver()
     try:
@@ -247,3 +248,30 @@ def test_a_threshold_change_reaches_frames_already_queued(robots) -> None:
     print(f"\nT_e 1 -> 0 with {len(after)} frames unanswered: first early exit "
           f"{effect:.3f} s after the change; exits after it {exits}")
     assert sum(e == 3 for e in exits) <= 1, exits
+
+
+def test_mu_stops_at_the_camera_interval(robots) -> None:
+    """A 20 fps camera and short queues: Alg. 3 lowers mu to ~50 ms / 1.2, not to 1 ms.
+
+    mu starts at 0.2 s (raised through min_interval, which clamps it) and steps every
+    0.2 s; the paper's rule alone would reach 0.2 x 0.8^20 = 2 ms in the 4 s of frames.
+    """
+    driver, _ = robots
+    src = "ctlq"
+    for change in ({"min_interval": 0.2}, {"min_interval": 0.001}):
+        for ok in driver.set_params(src, **change):
+            assert ok.successful, ok.reason
+    mus: list[float] = []
+    sub = driver.node.create_subscription(
+        WorkerStats, "/mdi/worker_stats",
+        lambda m: mus.append(m.admission_interval) if m.worker == src else None,
+        qos.state_qos())
+    try:
+        driver.wait_for_subscriber(src)
+        driver.publish_frames(src, frames(80, seed=6), None, 20.0)
+        driver.spin_until(lambda: False, 0.5)
+    finally:
+        driver.node.destroy_subscription(sub)
+    assert mus and mus[0] >= 0.15, mus[:3]
+    assert 0.025 <= mus[-1] <= 0.07, mus  # stepped down to the camera bound and stopped
+    assert min(mus) >= 0.025, mus
