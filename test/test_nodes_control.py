@@ -19,7 +19,7 @@ from fleet_harness import Driver, Robot, frames, make_checkpoint
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import GetParameters
 
-from mdi_exit_ros.msg import ExitResult, Task, TaskAck, WorkerStats
+from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerStats
 from mdi_exit_ros.wire import qos
 from mdi_exit_ros.wire.tensor_codec import torch_to_msg
 
@@ -126,11 +126,12 @@ def test_control_steps_once_per_period(robots) -> None:
 
 def test_control_timer_follows_a_new_period(robots) -> None:
     driver, _ = robots
-    results = driver.set_params("ctlsrc", control_period=0.04)
+    """0.1 s -> 0.05 s: twice the steps (the timer used to keep the old period)."""
+    results = driver.set_params("ctlsrc", control_period=0.05)
     assert results[0].successful, results[0].reason
     driver.spin_until(lambda: False, 0.5)
     steps, seconds = control_steps(driver, "ctlsrc", 3.0)
-    expected = seconds / 0.04
+    expected = seconds / 0.05
     assert 0.85 * expected - 1 <= steps <= 1.1 * expected + 1, (steps, expected)
 
 
@@ -150,10 +151,13 @@ def test_configure_only_parameters_are_refused_while_configured(robots, name, va
     assert not result.successful and "configure" in result.reason, result.reason
 
 
-def _task_to(receiver_model: str, data_id: int, nbytes_side: int = 28) -> Task:
-    tensor = torch_to_msg(torch.zeros(1, 1, nbytes_side, nbytes_side), encoding="raw")
-    return Task(source=TESTER, data_id=data_id, task_index=1, model_id=receiver_model,
-                sender=TESTER, attempt=0, hops=1, tensor=tensor)
+def _task_to(receiver_model: str, data_id: int, source: str = TESTER,
+             thresholds: list[float] | None = None) -> Task:
+    """Task 1 of a frame (a 3136-byte input tensor) as `source` would send it."""
+    tensor = torch_to_msg(torch.zeros(1, 1, 28, 28), encoding="raw")
+    return Task(source=source, data_id=data_id, task_index=1, model_id=receiver_model,
+                sender=source, attempt=0, hops=1, tensor=tensor,
+                exit_thresholds=thresholds or [])
 
 
 def _acks_for_tasks(driver: Driver, worker: str, count: int) -> list[tuple[float, TaskAck]]:
@@ -275,3 +279,57 @@ def test_mu_stops_at_the_camera_interval(robots) -> None:
     assert mus and mus[0] >= 0.15, mus[:3]
     assert 0.025 <= mus[-1] <= 0.07, mus  # stepped down to the camera bound and stopped
     assert min(mus) >= 0.025, mus
+
+
+def test_a_worker_restamps_a_sources_queued_tasks_from_its_report(robots) -> None:
+    """Tasks of source S queued at worker W follow the thresholds in S's NeighborState.
+
+    The test process plays S: it sends W (slowed down, no neighbours) six frames stamped
+    T_e = 1, then reports T_e = 0 on /mdi/neighbor_state while most of them still wait. They
+    must exit early at W instead of running to the last exit.
+    """
+    driver, _ = robots
+    worker, fake = "ctlwrk", "ctlfakesrc"
+    for ok in driver.set_params(worker, max_tensor_bytes=64 * 1024 * 1024,
+                                compute_slowdown=500.0):
+        assert ok.successful, ok.reason
+    assert driver.spin_until(lambda: worker in driver.stats, 30.0)
+    model_id = driver.stats[worker].model_id
+    exits: list[tuple[float, ExitResult]] = []
+    tasks = driver.node.create_publisher(Task, f"/{worker}/tasks", qos.data_qos())
+    state = driver.node.create_publisher(NeighborState, "/mdi/neighbor_state", qos.state_qos())
+    sub = driver.node.create_subscription(
+        ExitResult, f"/{fake}/exits", lambda m: exits.append((time.monotonic(), m)),
+        qos.data_qos())
+    n = 6
+    try:
+        assert driver.spin_until(lambda: tasks.get_subscription_count() > 0
+                                 and state.get_subscription_count() > 0, 30.0)
+        for d in range(n):
+            tasks.publish(_task_to(model_id, d, fake, [1.0, 1.0, 1.0]))
+
+        def queued() -> bool:
+            s = driver.stats.get(worker)
+            return s is not None and s.tasks_run >= 1 and s.input_queue + s.output_queue >= 3
+
+        assert driver.spin_until(queued, 60.0), "the worker never held a queue"
+        done_before = len(exits)
+        t0 = time.monotonic()
+        for seq in range(1, 4):  # the same report three times (increasing seq)
+            report = NeighborState(worker=fake, lifecycle_state="active", model_id=model_id,
+                                   exit_thresholds=[0.0, 0.0, 0.0], seq=seq)
+            report.header.stamp = driver.node.get_clock().now().to_msg()
+            state.publish(report)
+            driver.spin_until(lambda: False, 0.05)
+        assert driver.spin_until(lambda: len(exits) >= n, 120.0), f"{len(exits)} of {n}"
+    finally:
+        driver.node.destroy_subscription(sub)
+        driver.node.destroy_publisher(tasks)
+        driver.node.destroy_publisher(state)
+        driver.set_params(worker, compute_slowdown=1.0)
+    after = [m.exit_index for _, m in exits[done_before:]]
+    effect = next((t - t0 for t, m in exits[done_before:] if m.exit_index < 3), float("inf"))
+    print(f"\nworker: T_e 1 -> 0 reported with {len(after)} tasks unanswered: first early "
+          f"exit {effect:.3f} s after the report; exits after it {after}")
+    assert all(m.worker == worker for _, m in exits)
+    assert sum(e == 3 for e in after) <= 1, after
