@@ -1,5 +1,7 @@
 """Alg. 3 (mu) and Alg. 4 (T_e): branches, dead bands, clamping, period gate, validation."""
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,7 +59,7 @@ def test_rate_period_gate_replaces_sleep() -> None:
     assert rc.step(0.0, 0, 0).branch is ControlBranch.LOW
     s = rc.step(0.5, 0, 0)
     assert s.branch is ControlBranch.NOT_DUE and not s.changed and s.value == pytest.approx(0.8)
-    assert not rc.due(0.99) and rc.due(1.0)
+    assert not rc.due(0.74) and rc.due(0.75)  # a quarter period early still counts
     assert rc.step(1.0, 0, 0).value == pytest.approx(0.64)
     # a dead-band evaluation also starts a period
     assert rc.step(2.0, 10, 0).branch is ControlBranch.DEAD_BAND
@@ -196,3 +198,91 @@ def test_mu_always_within_bounds(mu: float, steps: list[tuple[float, int, int]])
         rc.step(now, i_n, o_n)
         lo, hi = rc.bounds
         assert lo <= rc.mu <= hi
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.01, 0.05, 0.2])
+def test_jittered_timer_calls_step_every_period(jitter: float) -> None:
+    """A timer with the controller's period whose callbacks run late by a random amount.
+
+    Two consecutive callbacks can then be closer than a period; each must still make its
+    step (a gate on `now - last >= period` skipped many of them).
+    """
+    rng = random.Random(7)
+    tc = ThresholdController(0.5, te_min=0.5, alpha=0.002, beta=0.001, period=0.1)
+    calls = [k * 0.1 + rng.uniform(0.0, jitter * 0.1) for k in range(1000)]
+    steps = [tc.step(t, 0, 0) for t in calls]
+    assert sum(s.branch is not ControlBranch.NOT_DUE for s in steps) == len(calls)
+
+
+def test_schedule_keeps_one_step_per_period_for_fast_callers_and_stalls() -> None:
+    rc = RateController(1.0, period=1.0, mu_min=1e-6)
+    evaluated = [t / 10 for t in range(0, 101) if rc.step(t / 10, 0, 0).branch
+                 is not ControlBranch.NOT_DUE]
+    assert len(evaluated) == 11  # t = 0..10 s, polled every 0.1 s: one step per period
+    gaps = [b - a for a, b in zip(evaluated[1:], evaluated[2:], strict=False)]
+    assert all(abs(g - 1.0) < 1e-9 for g in gaps)  # on schedule (up to 1/4 early), no drift
+    # A stall of 3.6 periods gives one step, not a burst, and the schedule restarts there.
+    assert rc.step(14.6, 0, 0).branch is ControlBranch.LOW
+    assert rc.step(14.7, 0, 0).branch is ControlBranch.NOT_DUE
+    assert rc.next_due == pytest.approx(15.6)
+
+
+def _camera_run(rc: RateController, start: float, seconds: float, fps: float,
+                queue: int) -> float:
+    """Frames at `fps` and a control step every period with I_n + O_n = `queue`."""
+    t, frame_gap, step_gap = start, 1.0 / fps, rc.params.period
+    next_frame, next_step = start, start
+    while t < start + seconds:
+        if next_frame <= next_step:
+            t = next_frame
+            rc.on_frame()
+            next_frame += frame_gap
+        else:
+            t = next_step
+            rc.step(t, queue, 0)
+            next_step += step_gap
+    return t
+
+
+def test_mu_does_not_wind_below_the_camera_interval() -> None:
+    """A 20 fps camera and idle queues: mu stops at 50 ms / (1 + zeta), not at mu_min.
+
+    When load arrives one line-7 step brings mu back to the camera interval (from the 1 ms
+    floor it took ~21 steps).
+    """
+    rc = RateController(1.0, mu_min=0.001, period=1.0)
+    t = _camera_run(rc, 0.0, 60.0, 20.0, queue=0)
+    assert rc.camera_interval == pytest.approx(0.05, rel=0.06)
+    assert rc.mu >= 0.05 / 1.2 * 0.94
+    t = _camera_run(rc, t, 1.5, 20.0, queue=100)  # overloaded: line 7
+    assert rc.mu >= 0.05 * 0.94
+
+
+def test_camera_bound_holds_mu_without_frames_and_never_raises_it() -> None:
+    rc = RateController(0.5, mu_min=0.001, period=1.0)
+    rc.on_frame()
+    rc.step(0.0, 0, 0)  # first step: no interval measured yet, the paper's rule
+    assert rc.mu == pytest.approx(0.4)
+    assert rc.step(1.0, 0, 0).value == pytest.approx(0.4)  # no frame in the period: held
+    for _ in range(2):  # 2 frames in 1 s: bound 0.5 / 1.2 > mu, mu is not raised by it
+        rc.on_frame()
+    assert rc.step(2.0, 0, 0).value == pytest.approx(0.4)
+    assert rc.floor == pytest.approx(0.5 / 1.2)
+    assert rc.step(3.0, 100, 0).value == pytest.approx(0.48)  # line 7 unaffected
+
+
+def test_paper_rule_without_camera_reports() -> None:
+    rc = RateController(1.0, mu_min=0.001, period=1.0)
+    for t in range(40):
+        rc.step(float(t), 0, 0)
+    assert rc.mu == 0.001 and rc.camera_interval is None
+
+
+def test_a_new_period_reschedules_from_the_last_step() -> None:
+    tc = ThresholdController(0.6, te_min=0.5, period=1.0)
+    tc.step(0.0, 0, 0)
+    tc.update_params(period=0.1)
+    assert tc.next_due == pytest.approx(0.1)
+    assert tc.step(0.1, 0, 0).branch is ControlBranch.LOW
+    tc.update_params(period=5.0)
+    assert not tc.due(1.0) and tc.due(5.1 - 1.25)

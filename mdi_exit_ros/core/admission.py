@@ -1,9 +1,12 @@
 """Alg. 3 (interarrival time mu at the source) and Alg. 4 (early-exit threshold T_e).
 
 Both algorithms look at the source's ``I_n + O_n`` and then "sleep for s seconds". Here the
-sleep is replaced by a period gate: ``step(now, ...)`` is meant to be called every
-``period`` seconds (a ROS timer or a simulator event) and does nothing if called again
-before ``period`` has elapsed since the last evaluation. No thread ever sleeps in the core.
+sleep is replaced by a schedule: ``step(now, ...)`` is meant to be called every ``period``
+seconds (a ROS timer or a simulator event); steps are due at ``t0, t0 + s, t0 + 2s, ...``
+(each due time is the previous one plus ``period``, not the last call plus ``period``), and
+a call up to a quarter period early still counts for its due step. A timer callback that
+runs a hair early therefore does not skip a period, and a late one does not shift the
+schedule. No thread ever sleeps in the core.
 
 The paper's branches use strict inequalities, so ``I_n + O_n == T_Q1`` or ``== T_Q2`` falls
 through all of them: that is a *dead band* here, the value is kept unchanged.
@@ -28,6 +31,10 @@ DEFAULT_MU_MIN = 1e-3  # s: 1000 frames/s is beyond any camera we drive
 DEFAULT_MU_MAX = 10.0  # s: even a saturated system admits a frame every 10 s (no starvation)
 DEFAULT_TE = 0.9  # start accurate; Alg. 4 lowers it only under load
 DEFAULT_TE_MIN = 0.5  # see docs/ALGORITHMS.md: below 0.5 max-softmax stops meaning much
+# A call this fraction of a period before a due step still makes it: timer callbacks wait for
+# the executor, so two consecutive ones can be closer than a period; a quarter period absorbs
+# that jitter while a caller that polls more often still gets one step per period.
+EARLY_TOLERANCE = 0.25
 
 
 class ControlBranch(enum.Enum):
@@ -37,7 +44,7 @@ class ControlBranch(enum.Enum):
     MID = "mid"  # T_Q1 < I+O < T_Q2 (line 4-5)
     HIGH = "high"  # I+O > T_Q2 (line 6-7)
     DEAD_BAND = "dead_band"  # I+O == T_Q1 or == T_Q2: no branch of the paper applies
-    NOT_DUE = "not_due"  # called before `period` elapsed: the paper would still be asleep
+    NOT_DUE = "not_due"  # called before the next due step: the paper would still be asleep
 
 
 @dataclass(frozen=True)
@@ -101,13 +108,14 @@ _PARAM_NAMES = frozenset(f.name for f in dataclasses.fields(QueueControlParams))
 
 
 class _PeriodicController:
-    """Period gate + validated parameters; subclasses implement one update rule."""
+    """Step schedule + validated parameters; subclasses implement one update rule."""
 
     _value: float
 
     def __init__(self, params: QueueControlParams) -> None:
         self._params = params
-        self._last: float | None = None
+        self._next: float | None = None  # when the next step is due (None: the first call)
+        self._last: float | None = None  # when the last step was evaluated
 
     @property
     def params(self) -> QueueControlParams:
@@ -119,9 +127,18 @@ class _PeriodicController:
         """The controlled value now (mu or T_e)."""
         return self._value
 
+    @property
+    def next_due(self) -> float | None:
+        """When the next step is due (None before the first step: due at once)."""
+        return self._next
+
     def due(self, now: float) -> bool:
-        """True if a ``step`` at ``now`` would evaluate (the "sleep" of s seconds is over)."""
-        return self._last is None or now - self._last >= self._params.period
+        """True if a ``step`` at ``now`` would evaluate (the "sleep" of s seconds is over).
+
+        Up to ``EARLY_TOLERANCE`` of a period early counts: the caller's timer has the same
+        period, and its callbacks drift by the executor's latency.
+        """
+        return self._next is None or now >= self._next - EARLY_TOLERANCE * self._params.period
 
     def step(self, now: float, input_len: int, output_len: int) -> ControlStep:
         """One pass of the algorithm with the source's queue lengths ``I_n``, ``O_n``.
@@ -131,15 +148,33 @@ class _PeriodicController:
         """
         if not self.due(now):
             return ControlStep(self._value, ControlBranch.NOT_DUE, False)
-        self._last = now
+        self._advance(now)
         branch = classify(input_len + output_len, self._params.t_q1, self._params.t_q2)
         old = self._value
         if branch is not ControlBranch.DEAD_BAND:
             self._value = self._apply(branch)
         return ControlStep(self._value, branch, self._value != old)
 
+    def _advance(self, now: float) -> None:
+        """Next due step = this one + period; after a stall, restart the schedule at ``now``.
+
+        A call so late that the following step would already be due (a whole period
+        missed) does not catch up with a burst of steps: the paper sleeps s after each step.
+        """
+        period = self._params.period
+        nxt = (now if self._next is None else self._next) + period
+        if nxt - EARLY_TOLERANCE * period <= now and period > 0:
+            nxt = now + period
+        self._next, self._last = nxt, now
+
     def _apply(self, branch: ControlBranch) -> float:
         raise NotImplementedError
+
+    def _set_params(self, params: QueueControlParams) -> None:
+        """New constants; a new period re-bases the next step on the last one."""
+        if params.period != self._params.period and self._last is not None:
+            self._next = self._last + params.period
+        self._params = params
 
     def _new_params(self, changes: dict[str, Any]) -> QueueControlParams:
         unknown = set(changes) - _PARAM_NAMES
@@ -155,6 +190,14 @@ class RateController(_PeriodicController):
     source admits as fast as the whole MDI-Exit system drains. mu is clamped to
     ``[mu_min, mu_max]``: multiplicative decrease alone would reach 0 (infinite rate) and
     multiplicative increase alone would stop admission for ever.
+
+    Camera bound (ours, docs/ALGORITHMS.md): a caller that reports camera frames
+    (``on_frame``) gets no decrease of mu below ``c / (1 + zeta)``, where ``c`` is the
+    camera's measured interval over the last period (period length / frames). Below ``c``
+    every frame is admitted already, so a lower mu changes nothing now but would need many
+    line-7 steps to climb back when load arrives; from the bound one step reaches ``c``.
+    With no frame in a period mu is not lowered at all. Without ``on_frame`` calls the
+    paper's rule applies unchanged.
     """
 
     def __init__(
@@ -171,6 +214,39 @@ class RateController(_PeriodicController):
         super().__init__(QueueControlParams(**params))
         self._mu_min, self._mu_max = self._check_bounds(mu_min, mu_max)
         self._value = self._check_mu(mu, self._mu_min, self._mu_max)
+        self._arrivals: int | None = None  # frames since the last step; None: not reported
+        self._camera_interval: float | None = None
+        self._floor = self._mu_min
+
+    def on_frame(self) -> None:
+        """A camera frame arrived (admitted or not): counts toward the camera bound."""
+        self._arrivals = (self._arrivals or 0) + 1
+
+    @property
+    def camera_interval(self) -> float | None:
+        """The camera's interval over the last period (None: not measured / no frame)."""
+        return self._camera_interval
+
+    @property
+    def floor(self) -> float:
+        """The lowest mu the last step could set (mu_min, or the camera bound above it)."""
+        return self._floor
+
+    def step(self, now: float, input_len: int, output_len: int) -> ControlStep:
+        """Alg. 3 with the camera bound measured since the previous step (see the class)."""
+        if not self.due(now):
+            return ControlStep(self._value, ControlBranch.NOT_DUE, False)
+        self._floor = self._mu_min
+        if self._arrivals is not None and self._last is not None:
+            if self._arrivals:
+                self._camera_interval = max(0.0, now - self._last) / self._arrivals
+                bound = self._camera_interval / (1.0 + self._params.zeta)
+                self._floor = min(self._mu_max, max(self._mu_min, bound))
+            else:  # the camera sent nothing: a shorter mu would admit nothing more
+                self._camera_interval = None
+                self._floor = max(self._mu_min, self._value)
+            self._arrivals = 0
+        return super().step(now, input_len, output_len)
 
     @staticmethod
     def _check_bounds(mu_min: float, mu_max: float) -> tuple[float, float]:
@@ -206,6 +282,7 @@ class RateController(_PeriodicController):
             mu = mu - p.beta * mu  # Alg. 3, line 5
         else:
             mu = mu + p.zeta * mu  # Alg. 3, line 7
+        mu = max(mu, min(self._value, self._floor))  # camera bound: never below it by a decrease
         return min(self._mu_max, max(self._mu_min, mu))
 
     def set_mu(self, mu: float) -> None:
@@ -224,7 +301,8 @@ class RateController(_PeriodicController):
             self._mu_min if mu_min is None else mu_min,
             self._mu_max if mu_max is None else mu_max,
         )
-        self._params, self._mu_min, self._mu_max = params, lo, hi
+        self._set_params(params)
+        self._mu_min, self._mu_max = lo, hi
         self._value = min(hi, max(lo, self._value))
 
 
@@ -290,5 +368,6 @@ class ThresholdController(_PeriodicController):
         """
         params = self._new_params(changes)
         lo = self._te_min if te_min is None else self._check_te_min(te_min)
-        self._params, self._te_min = params, lo
+        self._set_params(params)
+        self._te_min = lo
         self._value = max(lo, self._value)

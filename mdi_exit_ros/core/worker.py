@@ -236,6 +236,33 @@ class WorkerCore:
                 f"thresholds have {thresholds.num_exits} exits, the model has {self.num_exits}"
             )
         self._thresholds = thresholds
+        self.restamp(self.worker_id, thresholds)  # a source's own frames follow at once
+
+    def restamp(self, source: str, thresholds: ExitThresholds) -> int:
+        """Give every task of ``source`` held here the source's current ``T_e^k``.
+
+        Tasks carry the thresholds stamped at admission; when Alg. 4 (or a parameter)
+        changes them at the source, tasks already queued, running or awaiting an ack would
+        otherwise keep the old ones for a queue's worth of work. A source restamps its own
+        tasks when its thresholds change (``set_thresholds``); other workers restamp a
+        source's tasks from its NeighborState (``on_neighbor_state``). Returns how many
+        tasks changed.
+        """
+        if thresholds.num_exits != self.num_exits:
+            return 0
+        changed = 0
+        for task in self._held_tasks():
+            if task.source == source and task.exit_thresholds != thresholds:
+                task.exit_thresholds = thresholds
+                changed += 1
+        return changed
+
+    def _held_tasks(self) -> Iterable[Task]:
+        yield from self.input
+        yield from self.output
+        yield from self.running.values()
+        for entry in self.ledger.entries():
+            yield entry.payload
 
     def gamma(self) -> float:
         """Gamma_n, the EWMA compute seconds per task (what neighbours are told)."""
@@ -491,8 +518,18 @@ class WorkerCore:
                 return
 
     def on_neighbor_state(self, report: NeighborReport, now: float) -> bool:
-        """Store a neighbour's report (False if ignored as old or our own)."""
-        return self.table.update(report, now)
+        """Store a neighbour's report (False if ignored as old or our own).
+
+        A report carries its sender's thresholds, which for a source are the ones it
+        stamps on its frames: tasks of that source held here take them (``restamp``).
+        """
+        fresh = self.table.update(report, now)
+        if fresh and report.model_id == self.model_id and report.exit_thresholds:
+            try:
+                self.restamp(report.worker, ExitThresholds.of(report.exit_thresholds))
+            except ValueError:
+                pass  # thresholds outside [0, 1]: a faulty report changes nothing
+        return fresh
 
     def neighbor_lost(self, neighbor: str) -> list[Task]:
         """Declare a neighbour dead now (e.g. lost liveliness); its unacked tasks come back."""

@@ -1,9 +1,13 @@
 """Emulated links for experiments on one machine: delay and bandwidth per neighbour.
 
-With `link_delay` / `link_bandwidth` set, a task sent to neighbour m leaves after the
-transmissions queued before it on that link (size / bandwidth each) plus the delay, as on a
-real link of that speed; with both zero, sends go straight out. A thread of its own does the
-waiting, so neither inference nor the executor ever sleeps for the network.
+With `link_delay` / `link_bandwidth` set, a task sent to neighbour m, and the ack for a task
+m sent here, leave after the transmissions queued before them on that link (size / bandwidth
+each) plus the delay, as on a real link of that speed; with both zero, sends go straight out.
+Acks cross the link too, so a sender measures a round trip of twice the delay (plus the
+transmission), which is what its D_nm estimator (core.LinkDelayEstimator) models: D_nm then
+comes out as the emulated one-way delay, not half of it. Exit results are not delayed. A
+thread of its own does the waiting, so neither inference nor the executor ever sleeps for
+the network.
 """
 
 from __future__ import annotations

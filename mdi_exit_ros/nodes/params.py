@@ -1,21 +1,32 @@
 """The worker's and source's ROS parameters: one table with defaults, ranges and docs.
 
 One table declares every parameter with a descriptor (as Nav2 does), so `ros2 param
-describe` shows its range and meaning, docs/USAGE.md lists the same facts, and validation of
-`ros2 param set` lives in one place. Paper defaults (Sec. V) are the defaults here and in
-config/params.yaml. The table itself needs no rclpy, so launch files and `mdi-exit fleet`
-read parameter types from it too.
+describe` shows its range and meaning, docs/USAGE.md's parameter table is generated from it
+(`python -m mdi_exit_ros.nodes.params --write docs/USAGE.md`; a test fails when they
+differ), and validation of `ros2 param set` lives in one place. Every parameter applies at
+once unless the table says read-only or configure-only. Paper defaults (Sec. V) are the
+defaults here and in config/params.yaml. The table itself needs no rclpy, so launch files and
+`mdi-exit fleet` read parameter types from it too.
+
+Integers are accepted for double parameters (`-p compute_slowdown:=4`, `ros2 param set ...
+compute_slowdown 4`) and stored as doubles: rclpy alone refuses them.
 """
 
 from __future__ import annotations
 
+import argparse
+import array
+import json
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rcl_interfaces.msg import ParameterDescriptor
     from rclpy.node import Node
+    from rclpy.parameter import Parameter
 
 ANY_NEIGHBOR = "*"  # neighbors: ["*"] = any discovered worker
 NO_NEIGHBOR = "-"  # neighbors: ["-"] = none (ROS cannot type an empty string array)
@@ -56,21 +67,22 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("output_queue_threshold", 50, "T_O: a new task goes to the input queue when O_n "
          "exceeds it (Alg. 1 line 8)", low=0, high=1_000_000),
     Spec("neighbors", [ANY_NEIGHBOR], "One-hop neighbours this worker may offload to; "
-         "['*'] = any discovered worker, ['-'] = none"),
+         "['*'] = any discovered worker, ['-'] = none (a topology worker without outgoing "
+         "links)"),
     Spec("neighbor_lease", 1.5, "Seconds without a NeighborState after which a neighbour is "
          "dead: it gets no tasks and unacked ones come back", low=0.05, high=3600.0),
     Spec("state_period", 0.2, "Seconds between NeighborState reports", low=0.01, high=60.0),
     Spec("stats_period", 1.0, "Seconds between WorkerStats reports", low=0.05, high=3600.0),
     Spec("compute_slowdown", 1.0, "Emulated device speed: each task's compute is padded to "
          "this many times its measured time", low=1.0, high=1000.0),
-    Spec("link_delay", 0.0, "Emulated link: seconds added to every task sent", low=0.0,
-         high=60.0),
-    Spec("link_bandwidth", 0.0, "Emulated link: bytes/s per neighbour link for tasks sent; "
-         "0 = unlimited", low=0.0, high=1e12),
+    Spec("link_delay", 0.0, "Emulated link: seconds added to every task and ack this worker "
+         "sends (one way, so a round trip takes twice)", low=0.0, high=60.0),
+    Spec("link_bandwidth", 0.0, "Emulated link: bytes/s per neighbour link for the tasks and "
+         "acks this worker sends; 0 = unlimited", low=0.0, high=1e12),
     Spec("max_tensor_bytes", 64 * 1024 * 1024, "Largest tensor accepted from the wire",
          low=1024, high=1 << 31),
     Spec("seed", -1, "Seed of the offloading coin (Alg. 2 line 5); -1 = from the OS",
-         low=-1, high=2**31 - 1),
+         low=-1, high=2**31 - 1, configure_only=True),
     # Sources only.
     Spec("admission_mode", "rate", "rate: Alg. 3 adapts the admission interval mu with "
          "T_e fixed; threshold: Alg. 4 admits every frame and adapts T_e",
@@ -82,14 +94,14 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("beta", 0.1, "Alg. 3/4 step between T_Q1 and T_Q2", low=0.0, high=1.0,
          source_only=True),
     Spec("zeta", 0.2, "Alg. 3/4 step above T_Q2", low=0.0, high=1.0, source_only=True),
-    Spec("control_period", 1.0, "s: seconds between Alg. 3/4 steps", low=0.01, high=3600.0,
-         source_only=True),
+    Spec("control_period", 1.0, "s: seconds between Alg. 3/4 steps (the paper's sleep s; "
+         "steps keep to a fixed schedule)", low=0.01, high=3600.0, source_only=True),
     Spec("min_exit_threshold", 0.5, "T_e^min, the floor of Alg. 4", low=0.0, high=1.0,
          source_only=True),
-    Spec("initial_interval", 0.05, "mu at activation, seconds between admitted frames",
-         low=1e-4, high=3600.0, source_only=True),
-    Spec("min_interval", 0.001, "Lower bound of mu", low=1e-5, high=3600.0,
-         source_only=True),
+    Spec("initial_interval", 0.05, "mu when the source is configured, seconds between "
+         "admitted frames", low=1e-4, high=3600.0, source_only=True, configure_only=True),
+    Spec("min_interval", 0.001, "Lower bound of mu (Alg. 3 also stops lowering mu at the "
+         "camera's measured interval / (1 + zeta))", low=1e-5, high=3600.0, source_only=True),
     Spec("max_interval", 10.0, "Upper bound of mu", low=1e-4, high=3600.0, source_only=True),
     Spec("qos", "auto", "Image subscription reliability: auto matches the camera "
          "publisher's (looked up on the graph)", choices=IMAGE_QOS, source_only=True,
@@ -130,15 +142,64 @@ def descriptor(spec: Spec) -> ParameterDescriptor:
     return d
 
 
+def widen(spec: Spec, value: Any) -> Any:
+    """`value` as a double (array) when `spec` is one and an integer (array) was given."""
+    def integral(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if is_double(spec) and integral(value):
+        return float(value)
+    # rclpy hands integer arrays over as array.array('q'), lists elsewhere
+    if is_double_array(spec) and isinstance(value, (list, tuple, array.array)) \
+            and len(value) and all(integral(v) for v in value):
+        return [float(v) for v in value]
+    return value
+
+
+def widen_parameters(parameters: list[Parameter]) -> list[Parameter]:
+    """Pre-set callback: integers given for double parameters become doubles.
+
+    rclpy checks types before any on-set callback runs and refuses an INTEGER for a
+    DOUBLE parameter, so the conversion has to happen here.
+    """
+    from rclpy.parameter import Parameter
+
+    out = []
+    for p in parameters:
+        spec = SPECS.get(p.name)
+        value = widen(spec, p.value) if spec is not None else p.value
+        out.append(p if value is p.value else Parameter(p.name, value=value))
+    return out
+
+
 def declare(node: Node, source: bool) -> None:
-    """Declare the worker's (and, for a source, the source's) parameters on `node`."""
+    """Declare the worker's (and, for a source, the source's) parameters on `node`.
+
+    An integer override of a double (`-p compute_slowdown:=4`, a YAML `4`) is read through
+    a dynamically typed declaration and declared again as the double it means; later sets
+    go through `widen_parameters`.
+    """
+    from rcl_interfaces.msg import ParameterDescriptor
+    from rclpy.exceptions import InvalidParameterTypeException
     from rclpy.parameter import Parameter
 
     for spec in WORKER_PARAMS:
         if spec.source_only and not source:
             continue
         default = Parameter.Type.DOUBLE_ARRAY if spec.default == UNSET_DOUBLES else spec.default
-        node.declare_parameter(spec.name, default, descriptor(spec))
+        try:
+            node.declare_parameter(spec.name, default, descriptor(spec))
+        except InvalidParameterTypeException:
+            if not (is_double(spec) or is_double_array(spec)):
+                raise
+            given = node.declare_parameter(
+                spec.name, None, ParameterDescriptor(dynamic_typing=True)).value
+            node.undeclare_parameter(spec.name)
+            value = widen(spec, given)
+            if value is given:  # not an integer either: refuse it as rclpy would
+                raise
+            node.declare_parameter(spec.name, value, descriptor(spec), ignore_override=True)
+    node.add_pre_set_parameters_callback(widen_parameters)
 
 
 def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
@@ -174,3 +235,68 @@ def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
         if not lo <= hi:
             return f"min_interval ({lo}) must not exceed max_interval ({hi})"
     return None
+
+
+# -- docs/USAGE.md ----------------------------------------------------------------------------
+
+TABLE_BEGIN = ("<!-- parameter table: generated from mdi_exit_ros/nodes/params.py by "
+               "`python -m mdi_exit_ros.nodes.params --write docs/USAGE.md`; do not edit -->")
+TABLE_END = "<!-- end of parameter table -->"
+
+
+def when(spec: Spec) -> str:
+    """Who has the parameter and when a change takes effect."""
+    who = "source" if spec.source_only else "all"
+    if spec.read_only:
+        return f"{who}, read-only"
+    return f"{who}, on configure" if spec.configure_only else f"{who}, at once"
+
+
+def markdown_table() -> str:
+    """The parameter table of docs/USAGE.md, from WORKER_PARAMS."""
+    rows = ["| parameter | default | range / choices | who, when | meaning |",
+            "|---|---|---|---|---|"]
+    for spec in WORKER_PARAMS:
+        default = "(unset)" if spec.default == UNSET_DOUBLES else f"`{json.dumps(spec.default)}`"
+        if spec.choices:
+            span = ", ".join(spec.choices)
+        elif spec.low is not None and spec.high is not None:
+            span = f"[{spec.low:g}, {spec.high:g}]"
+        else:
+            span = ""
+        rows.append(f"| `{spec.name}` | {default} | {span} | {when(spec)} | "
+                    f"{spec.description} |")
+    return "\n".join(rows)
+
+
+def with_table(text: str) -> str:
+    """`text` (docs/USAGE.md) with the generated table between its markers."""
+    start, end = text.index(TABLE_BEGIN), text.index(TABLE_END)
+    return text[:start] + TABLE_BEGIN + "\n" + markdown_table() + "\n" + text[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the table, or rewrite / check it in a USAGE.md."""
+    parser = argparse.ArgumentParser(prog="python -m mdi_exit_ros.nodes.params",
+                                     description=main.__doc__)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write", type=Path, metavar="USAGE_MD")
+    group.add_argument("--check", type=Path, metavar="USAGE_MD")
+    args = parser.parse_args(argv)
+    if args.write is None and args.check is None:
+        print(markdown_table())
+        return 0
+    path = args.write or args.check
+    text = path.read_text()
+    if args.write is not None:
+        path.write_text(with_table(text))
+        return 0
+    if with_table(text) != text:
+        print(f"{path}: parameter table differs from mdi_exit_ros/nodes/params.py",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -53,6 +53,7 @@ class SourceNode(WorkerNode):
         self._label_sub = None
         self._discovery = None
         self._source_timers: list[Any] = []
+        self._control_timer = None
         self._classification = None
 
     # -- parameters ---------------------------------------------------------------------
@@ -72,27 +73,46 @@ class SourceNode(WorkerNode):
             return
         if name in ("queue_thresholds", "alpha", "beta", "zeta", "control_period",
                     "min_interval", "max_interval", "min_exit_threshold"):
-            self.controller = self._make_controller(current, keep_value=True)
+            # Validated by check_parameter's dry run; the controller keeps mu / T_e, its
+            # step schedule and its camera count.
+            try:
+                self.controller.update_params(**self._controller_params(current))
+            except ValueError as exc:  # check_parameter's dry run refuses these first
+                self.get_logger().error(f"admission control unchanged: {exc}")
+            if name == "control_period":
+                self._restart_control_timer(float(value))
         elif name in ("exit_threshold", "exit_thresholds") and \
                 isinstance(self.controller, core.ThresholdController):
             self.controller.set_te(max(min(self.core.thresholds.values), self.controller.te_min))
 
-    def _make_controller(self, v: dict[str, Any], keep_value: bool = False
-                         ) -> core.RateController | core.ThresholdController:
-        control = {"t_q1": v["queue_thresholds"][0], "t_q2": v["queue_thresholds"][1],
-                   "alpha": v["alpha"], "beta": v["beta"], "zeta": v["zeta"],
-                   "period": v["control_period"]}
-        old = self.controller
+    @staticmethod
+    def _queue_control(v: dict[str, Any]) -> dict[str, float]:
+        return {"t_q1": v["queue_thresholds"][0], "t_q2": v["queue_thresholds"][1],
+                "alpha": v["alpha"], "beta": v["beta"], "zeta": v["zeta"],
+                "period": v["control_period"]}
+
+    def _controller_params(self, v: dict[str, Any]) -> dict[str, float]:
+        """The parameters in `v` as `update_params` arguments of the controller in force."""
+        if isinstance(self.controller, core.RateController):
+            return {**self._queue_control(v), "mu_min": v["min_interval"],
+                    "mu_max": v["max_interval"]}
+        return {**self._queue_control(v), "te_min": v["min_exit_threshold"]}
+
+    def _make_controller(self, v: dict[str, Any]) -> core.RateController | core.ThresholdController:
+        control = self._queue_control(v)
         if v["admission_mode"] == "rate":
-            mu = old.mu if keep_value and isinstance(old, core.RateController) \
-                else v["initial_interval"]
-            mu = min(max(mu, v["min_interval"]), v["max_interval"])
+            mu = min(max(v["initial_interval"], v["min_interval"]), v["max_interval"])
             return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
                                        **control)
-        te = old.te if keep_value and isinstance(old, core.ThresholdController) \
-            else min(self.thresholds_from(v).values)
+        te = min(self.thresholds_from(v).values)
         return core.ThresholdController(max(te, v["min_exit_threshold"]),
                                         te_min=v["min_exit_threshold"], **control)
+
+    def _restart_control_timer(self, period: float) -> None:
+        """The Alg. 3/4 timer follows `control_period` (the controller's own schedule)."""
+        if self._control_timer is not None:
+            self.destroy_timer(self._control_timer)
+        self._control_timer = self.create_timer(period, self._on_control)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -117,10 +137,8 @@ class SourceNode(WorkerNode):
                                      self.on_exit_result, qos.data_qos()),
             self._label_sub,
         ]
-        self._source_timers = [
-            self.create_timer(float(values["control_period"]), self._on_control),
-            self.create_timer(1.0, self._on_overdue),
-        ]
+        self._source_timers = [self.create_timer(1.0, self._on_overdue)]
+        self._restart_control_timer(float(values["control_period"]))
         self._subscribe_image(values["qos"])
         return TransitionCallbackReturn.SUCCESS
 
@@ -129,9 +147,10 @@ class SourceNode(WorkerNode):
         return super().on_activate(state)
 
     def _release(self) -> None:
-        for timer in self._source_timers + ([self._discovery] if self._discovery else []):
+        for timer in self._source_timers + [t for t in (self._discovery, self._control_timer)
+                                            if t is not None]:
             self.destroy_timer(timer)
-        self._source_timers, self._discovery = [], None
+        self._source_timers, self._discovery, self._control_timer = [], None, None
         if self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
@@ -182,6 +201,7 @@ class SourceNode(WorkerNode):
             self.frames.refuse()  # inactive: counted as dropped, never silent
             return
         if isinstance(self.controller, core.RateController):
+            self.controller.on_frame()  # the camera bound of mu (docs/ALGORITHMS.md)
             if now < self._next_admit:  # Alg. 3: at most one frame per mu seconds
                 self.frames.refuse()
                 return

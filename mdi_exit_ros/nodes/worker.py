@@ -39,6 +39,7 @@ from mdi_exit_ros.wire import TensorLimits, qos
 STATE_TOPIC = "/mdi/neighbor_state"
 STATS_TOPIC = "/mdi/worker_stats"
 TICK_PERIOD = 0.05  # s: ack timeouts, leases, deferred offloads
+ACK_BYTES = 64  # a TaskAck's size on an emulated link (ids, flags, a short reason)
 MAX_TASK_FAILURES = 3  # a task whose inference keeps failing is answered with an error
 
 
@@ -78,6 +79,7 @@ class WorkerNode(LifecycleNode):
         self._thread: threading.Thread | None = None
         self._timers: list[Any] = []
         self._state_timer = None
+        self._stats_timer = None
         self._pubs: dict[str, Publisher] = {}  # own topics: state, stats
         self._peers: PeerPublishers | None = None  # peers' tasks, acks, exits
         self._subs: list[Any] = []
@@ -144,6 +146,10 @@ class WorkerNode(LifecycleNode):
             self.core.table.lease = float(value)
         elif name == "state_period" and self._state_timer is not None:
             self._restart_state_timer(float(value))
+        elif name == "stats_period":
+            self._restart_stats_timer(float(value))
+        elif name == "max_tensor_bytes":
+            self.limits = TensorLimits(max_bytes=int(value))
         elif name in ("link_delay", "link_bandwidth") and self._links is not None:
             self._links.configure(current["link_delay"], current["link_bandwidth"])
 
@@ -204,10 +210,8 @@ class WorkerNode(LifecycleNode):
         ]
         self._links = LinkEmulator(self._publish_now)
         self._links.configure(values["link_delay"], values["link_bandwidth"])
-        self._timers = [
-            self.create_timer(TICK_PERIOD, self._on_tick),
-            self.create_timer(float(values["stats_period"]), self.publish_stats),
-        ]
+        self._timers = [self.create_timer(TICK_PERIOD, self._on_tick)]
+        self._restart_stats_timer(float(values["stats_period"]))
         self.get_logger().info(
             f"configured {self.worker_id}: model {self.engine.model_id} with "
             f"{self.engine.num_exits} exits, thresholds {self.core.thresholds.values}, "
@@ -257,9 +261,10 @@ class WorkerNode(LifecycleNode):
             self.get_logger().warning(
                 f"{self.worker_id} releases {held} task(s) that no neighbour took; their "
                 f"sources will admit those frames again when they go overdue")
-        for timer in self._timers + ([self._state_timer] if self._state_timer else []):
+        for timer in self._timers + [t for t in (self._state_timer, self._stats_timer)
+                                     if t is not None]:
             self.destroy_timer(timer)
-        self._timers, self._state_timer = [], None
+        self._timers, self._state_timer, self._stats_timer = [], None, None
         # The link thread publishes through the peers' publishers: stop it before them.
         if self._links is not None:
             self._links.close()
@@ -278,6 +283,11 @@ class WorkerNode(LifecycleNode):
         if self._state_timer is not None:
             self.destroy_timer(self._state_timer)
         self._state_timer = self.create_timer(period, self.publish_state)
+
+    def _restart_stats_timer(self, period: float) -> None:
+        if self._stats_timer is not None:
+            self.destroy_timer(self._stats_timer)
+        self._stats_timer = self.create_timer(period, self.publish_stats)
 
     def _stop_inference(self) -> None:
         self._stop.set()
@@ -385,10 +395,11 @@ class WorkerNode(LifecycleNode):
         msg.admitted.sec, msg.admitted.nanosec = divmod(max(admitted, 0), 1_000_000_000)
         return msg
 
-    def _publish_now(self, receiver: str, msg: Task) -> None:
+    def _publish_now(self, receiver: str, msg: Task | TaskAck) -> None:
+        """Put a task or ack on the wire (after the emulated link, when there is one)."""
         peers = self._peers
         if peers is not None:
-            peers.send(receiver, TASKS, Task, msg)
+            peers.send(receiver, ACKS if isinstance(msg, TaskAck) else TASKS, type(msg), msg)
 
     def _hand_off_queued(self) -> None:
         """Deactivation: queued tasks go to live neighbours, held until they ack."""
@@ -427,7 +438,9 @@ class WorkerNode(LifecycleNode):
                       task_index=msg.task_index, attempt=msg.attempt,
                       accepted=bool(receipt and receipt.accepted), reason=reason,
                       tasks_accepted=receipt.accepted_count if receipt else 0)
-        self._peers.send(msg.sender, ACKS, TaskAck, ack)
+        # The ack crosses the emulated link back to the sender, as a real one would: the
+        # sender's round trip is then 2 x link_delay, what its D_nm estimator assumes.
+        self._links.send(msg.sender, ack, ACK_BYTES)
         self.send_tasks(sends)
         self._wake.set()
 

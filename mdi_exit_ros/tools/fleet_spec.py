@@ -32,9 +32,11 @@ MODULES: dict[str, str] = {
     "image_player": "mdi_exit_ros.nodes.image_player",
 }
 
-# Worker parameters declared as double, from the worker's own parameter table. rclpy
-# refuses an INTEGER override for a DOUBLE parameter, and YAML reads `2` as an integer, so
-# integral values given for these in a topology or with --set are widened to float here.
+# Worker parameters declared as double, from the worker's own parameter table. YAML reads
+# `2` as an integer; the worker accepts integers for its doubles (params.widen), but the
+# image player does not (plain rclpy refuses an INTEGER override for a DOUBLE), so integral
+# values given in a topology or with --set are widened to float here, and command lines
+# show what the node stores.
 WORKER_DOUBLES = frozenset(s.name for s in WORKER_PARAMS if is_double(s))
 WORKER_DOUBLE_ARRAYS = frozenset(s.name for s in WORKER_PARAMS if is_double_array(s))
 PLAYER_DOUBLES = frozenset({"rate", "wait_timeout"})

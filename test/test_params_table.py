@@ -1,0 +1,39 @@
+"""docs/USAGE.md's parameter table is the one generated from nodes/params.py (no drift)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mdi_exit_ros.nodes import params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_usage_parameter_table_is_generated_from_the_table() -> None:
+    text = (REPO / "docs" / "USAGE.md").read_text()
+    assert params.with_table(text) == text, (
+        "docs/USAGE.md's parameter table differs from mdi_exit_ros/nodes/params.py; run "
+        "`python -m mdi_exit_ros.nodes.params --write docs/USAGE.md`")
+
+
+def test_check_command_catches_a_hand_edit(tmp_path: Path) -> None:
+    usage = tmp_path / "USAGE.md"
+    usage.write_text((REPO / "docs" / "USAGE.md").read_text().replace(
+        "| `stats_period` | `1.0` | [0.05, 3600] | all, at once |",
+        "| `stats_period` | `1.0` | [0.05, 3600] | all, whenever |"))
+    assert params.main(["--check", str(usage)]) == 1
+    assert params.main(["--write", str(usage)]) == 0
+    assert params.main(["--check", str(usage)]) == 0
+
+
+@pytest.mark.parametrize("name, given, stored", [
+    ("compute_slowdown", 4, 4.0), ("link_delay", 0, 0.0), ("exit_thresholds", [1, 0, 1],
+                                                           [1.0, 0.0, 1.0]),
+    ("exit_thresholds", __import__("array").array("q", [0, 1]), [0.0, 1.0]),
+    ("compute_slowdown", 2.5, 2.5), ("output_queue_threshold", 7, 7), ("alpha", True, True),
+])
+def test_integers_are_widened_only_for_double_parameters(name: str, given, stored) -> None:
+    value = params.widen(params.SPECS[name], given)
+    assert value == stored and type(value) is type(stored)
