@@ -26,6 +26,8 @@ from mdi_exit_ros.wire import qos
 from mdi_exit_ros.wire.image import ImageDecodeError, image_to_array
 
 LABEL_MEMORY = 10_000  # ground-truth labels kept while their frames are in flight
+MAX_FRAME_ID = 256  # characters of a label's header.frame_id (labels are kept in memory)
+MAX_CLASS_NAME = 256  # characters of an ExitResult.class_name (a failed task's reason too)
 LATENCY_WINDOW = 1000  # results over which latency percentiles are reported
 QOS_DISCOVERY_PERIOD = 0.5  # s between looks for the camera publisher (qos: auto)
 
@@ -134,7 +136,7 @@ class SourceNode(WorkerNode):
                                                    qos.data_qos())
         self._subs += [
             self.create_subscription(ExitResult, exits_topic(self.worker_id),
-                                     self.on_exit_result, qos.data_qos()),
+                                     self._on_exit_msg, qos.data_qos()),
             self._label_sub,
         ]
         self._source_timers = [self.create_timer(1.0, self._on_overdue)]
@@ -190,6 +192,9 @@ class SourceNode(WorkerNode):
         self.get_logger().info(f"waiting for a publisher on {topic} to match its QoS")
 
     def _on_label(self, msg: FrameLabel) -> None:
+        if len(msg.header.frame_id) > MAX_FRAME_ID:
+            self.refuse(f"label with a frame_id of {len(msg.header.frame_id)} characters")
+            return
         self._labels[frame_key(msg.header)] = msg.class_id
         while len(self._labels) > LABEL_MEMORY:
             self._labels.popitem(last=False)
@@ -269,6 +274,25 @@ class SourceNode(WorkerNode):
             self._submit(frame_id, data_id, now)
 
     # -- results ------------------------------------------------------------------------
+
+    def _on_exit_msg(self, result: ExitResult) -> None:
+        """An exit from another worker: checked against this model before it is published."""
+        k, classes = self.engine.num_exits, len(self.engine.class_names)
+        problem = None
+        if not 1 <= result.exit_index <= k:
+            problem = f"exit_index {result.exit_index} of a model with {k} exits"
+        elif not -1 <= result.class_id < classes:
+            problem = f"class_id {result.class_id} of a model with {classes} classes"
+        elif len(result.logits) not in (0, classes):
+            problem = f"{len(result.logits)} logits for {classes} classes"
+        elif not 0.0 <= result.confidence <= 1.0:  # NaN fails too
+            problem = f"confidence {result.confidence}"
+        elif not core.is_worker_id(result.worker) or len(result.class_name) > MAX_CLASS_NAME:
+            problem = "worker or class_name malformed"
+        if problem:
+            self.refuse(f"exit for data_id {result.data_id}: {problem}")
+            return
+        self.on_exit_result(result)
 
     def deliver_exit(self, result: ExitResult) -> None:
         if result.source == self.worker_id:

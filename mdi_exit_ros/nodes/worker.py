@@ -65,6 +65,7 @@ class WorkerNode(LifecycleNode):
     is_source = False
 
     def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
+        self.internal_errors = 0  # before super(): it may create timers and subscriptions
         super().__init__(node_name, **kwargs)
         params.declare(self, self.is_source)
         self.worker_id: str = (self.get_parameter("worker_id").value
@@ -87,10 +88,43 @@ class WorkerNode(LifecycleNode):
         self._offloads_to: Counter[str] = Counter()
         self._refused_bad_tensor = 0
         self._failures: Counter[tuple] = Counter()
-        self._loop_errors = 0
-        self._refused_reports = 0
+        self.internal_errors = 0  # errors caught in callbacks and the inference loop
+        self.messages_refused = 0  # messages from the wire refused before any use
         self._warned_no_neighbor = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # -- callbacks that never raise -----------------------------------------------------
+
+    def create_subscription(self, msg_type: Any, topic: str, callback: Any, qos_profile: Any,
+                            **kwargs: Any) -> Any:
+        """Every subscription of this node: an error in its callback is counted and logged
+        (rate-limited), never raised into the executor, which would end the process."""
+        def guarded(msg: Any) -> None:
+            try:
+                callback(msg)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop a robot
+                self._internal_error(f"{topic}: {exc!r}")
+        return super().create_subscription(msg_type, topic, guarded, qos_profile, **kwargs)
+
+    def create_timer(self, timer_period_sec: float, callback: Any, **kwargs: Any) -> Any:
+        """Every timer of this node, guarded like its subscriptions."""
+        def guarded() -> None:
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001
+                self._internal_error(f"timer {getattr(callback, '__name__', '?')}: {exc!r}")
+        return super().create_timer(timer_period_sec, guarded, **kwargs)
+
+    def refuse(self, what: str) -> None:
+        """Count and log (rate-limited) a message refused before any use."""
+        self.messages_refused += 1
+        self.get_logger().warning(f"refused ({self.messages_refused} so far): {what}",
+                                  throttle_duration_sec=5.0)
+
+    def _internal_error(self, what: str) -> None:
+        self.internal_errors += 1
+        self.get_logger().error(f"error #{self.internal_errors}, carrying on: {what}",
+                                throttle_duration_sec=5.0)
 
     # -- parameters ---------------------------------------------------------------------
 
@@ -314,10 +348,7 @@ class WorkerNode(LifecycleNode):
                     continue
                 self.run_task(task)
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any error
-                self._loop_errors += 1
-                self.get_logger().error(
-                    f"inference loop error ({self._loop_errors} so far): {exc!r}",
-                    throttle_duration_sec=5.0)
+                self._internal_error(f"inference loop: {exc!r}")
 
     def run_task(self, task: core.Task) -> None:
         payload: Payload = task.payload
@@ -482,10 +513,7 @@ class WorkerNode(LifecycleNode):
             admission_interval=msg.admission_interval)
         problem = core.report_problem(report)
         if problem:
-            self._refused_reports += 1
-            self.get_logger().warning(
-                f"NeighborState from {msg.worker[:64]!r} refused ({self._refused_reports} so "
-                f"far): {problem}", throttle_duration_sec=5.0)
+            self.refuse(f"NeighborState from {msg.worker[:64]!r}: {problem}")
             return
         with self.lock:
             if self.core is None:
@@ -538,6 +566,9 @@ class WorkerNode(LifecycleNode):
             compute_delay=float(s.gamma), tasks_run=s.tasks_run,
             tasks_received=s.offloads_received,
             tasks_refused=s.refused + self._refused_bad_tensor,
+            messages_refused=self.messages_refused + self._peers.refused_names,
+            peer_messages_dropped=self._peers.dropped,
+            internal_errors=self.internal_errors,
             tasks_taken_back=s.taken_back, duplicates=s.duplicates,
             tasks_evacuated=s.evacuated,
             offload_targets=list(self._offloads_to),

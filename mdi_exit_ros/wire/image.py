@@ -27,6 +27,9 @@ ENCODINGS: dict[str, tuple[str, int, str]] = {
 }
 
 
+MAX_SIDE = 16384  # pixels per side: beyond any camera, and it bounds what decoding allocates
+
+
 class ImageDecodeError(ValueError):
     """An Image message cannot be turned into pixels; the message says why."""
 
@@ -40,6 +43,9 @@ def image_to_array(msg: Image) -> np.ndarray:
         raise ImageDecodeError(
             f"unsupported image encoding {msg.encoding!r} "
             f"(supported: {', '.join(sorted(ENCODINGS))})")
+    if msg.width > MAX_SIDE or msg.height > MAX_SIDE:
+        raise ImageDecodeError(f"image of {msg.width}x{msg.height} exceeds {MAX_SIDE} pixels "
+                               f"per side")
     kind, channels, order = ENCODINGS[msg.encoding]
     dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
     row = msg.width * channels * dtype.itemsize
