@@ -90,3 +90,16 @@ def test_outboxes_and_the_cache_are_bounded(nodes) -> None:
     peers.close()
     assert not peers.send("robot9", "acks", String, String(data="late"))
     assert peers.dropped == 11
+
+
+def test_all_outboxes_together_are_bounded(nodes) -> None:
+    """Tasks carry tensors: the messages waiting over all topics have a cap of their own."""
+    sender, _, _ = nodes
+    peers = PeerPublishers(sender, qos.data_qos(), max_pending=10, max_pending_total=5)
+    for i in range(4):
+        assert peers.send("robota", "tasks", String, String(data=str(i)))
+    assert peers.send("robotb", "tasks", String, String(data="b0"))
+    assert peers.pending() == 5
+    assert not peers.send("robotc", "tasks", String, String(data="c0"))  # nothing to make room
+    assert peers.send("robota", "tasks", String, String(data="4"))  # its own oldest goes
+    assert peers.pending() == 5 and peers.dropped == 2

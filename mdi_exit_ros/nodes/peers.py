@@ -27,6 +27,7 @@ from mdi_exit_ros.core import is_worker_id
 
 MAX_PEERS = 256  # distinct peer topics with a publisher at once
 MAX_PENDING = 1000  # messages waiting for one topic's reader
+MAX_PENDING_TOTAL = 4096  # messages waiting over all topics (tasks carry tensors)
 PENDING_EXPIRY = 30.0  # s a message may wait for a reader
 LOG_PERIOD = 5.0  # s between two log lines about the same kind of refusal
 TASKS, ACKS, EXITS = "tasks", "task_acks", "exits"  # a worker's inbound peer topics
@@ -47,11 +48,14 @@ class PeerPublishers:
     """`send(peer, kind, msg_type, msg)` to `/<peer>/<kind>`; see the module docstring."""
 
     def __init__(self, node: Any, qos: Any, max_peers: int = MAX_PEERS,
-                 max_pending: int = MAX_PENDING, expiry: float = PENDING_EXPIRY) -> None:
+                 max_pending: int = MAX_PENDING, expiry: float = PENDING_EXPIRY,
+                 max_pending_total: int = MAX_PENDING_TOTAL) -> None:
         self._node = node
         self._qos = qos
         self._max_peers = max_peers
         self._max_pending = max_pending
+        self._max_total = max_pending_total
+        self._total = 0  # messages waiting over all topics
         self._expiry = expiry
         self._lock = threading.Lock()
         self._peers: OrderedDict[str, _Peer] = OrderedDict()
@@ -76,14 +80,18 @@ class PeerPublishers:
             if not entry.pending and entry.publisher.get_subscription_count() > 0:
                 entry.publisher.publish(msg)
                 return True
-            if len(entry.pending) >= self._max_pending:
+            if len(entry.pending) >= self._max_pending or self._total >= self._max_total:
+                if not entry.pending:  # the other topics hold the total: refuse this one
+                    self.dropped += 1
+                    return False
                 entry.pending.popleft()
+                self._total -= 1
                 self.dropped += 1
                 self._node.get_logger().warning(
-                    f"{topic}: no reader and {self._max_pending} messages waiting; dropped "
-                    f"the oldest ({self.dropped} dropped so far)",
-                    throttle_duration_sec=LOG_PERIOD)
+                    f"{topic}: no reader and too many messages waiting; dropped the oldest "
+                    f"({self.dropped} dropped so far)", throttle_duration_sec=LOG_PERIOD)
             entry.pending.append((time.monotonic(), msg))
+            self._total += 1
             return True
 
     def _entry(self, topic: str, msg_type: type) -> _Peer:
@@ -95,6 +103,7 @@ class PeerPublishers:
         while len(self._peers) >= self._max_peers:
             old_topic, old = self._peers.popitem(last=False)
             self.dropped += len(old.pending)
+            self._total -= len(old.pending)
             self._node.destroy_publisher(old.publisher)
             self._node.get_logger().warning(
                 f"more than {self._max_peers} peer topics: closed {old_topic}",
@@ -111,6 +120,7 @@ class PeerPublishers:
                 if not entry.pending:
                     continue
                 if entry.publisher.get_subscription_count() > 0:
+                    self._total -= len(entry.pending)
                     while entry.pending:
                         entry.publisher.publish(entry.pending.popleft()[1])
                     continue
@@ -119,6 +129,7 @@ class PeerPublishers:
                     entry.pending.popleft()
                     expired += 1
                 if expired:
+                    self._total -= expired
                     self.dropped += expired
                     self._node.get_logger().warning(
                         f"{topic}: no reader for {self._expiry:g} s; dropped {expired} "
@@ -126,7 +137,7 @@ class PeerPublishers:
 
     def pending(self) -> int:
         with self._lock:
-            return sum(len(e.pending) for e in self._peers.values())
+            return self._total
 
     def close(self) -> None:
         """Destroy every publisher; later sends are refused."""
@@ -136,3 +147,4 @@ class PeerPublishers:
                 self.dropped += len(entry.pending)
                 self._node.destroy_publisher(entry.publisher)
             self._peers.clear()
+            self._total = 0
