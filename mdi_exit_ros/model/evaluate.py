@@ -163,8 +163,9 @@ def plot(path: Path, rows: list[ExitPolicyResult], prof: dict, exit_acc: list[fl
     ax.plot(xs, ys, "o-", ms=3, label="early exit, shared-T sweep")
     ax.plot([f / 1e6 for f in prof["exit_flops"]], [100 * a for a in exit_acc], "s--",
             label="single exit k (all images)")
-    for label, r, fmt in marks:
-        ax.plot([r.avg_flops / 1e6], [100 * r.accuracy], fmt, ms=11, label=label)
+    for i, (label, r, fmt) in enumerate(marks):  # the first on top: marks may coincide
+        ax.plot([r.avg_flops / 1e6], [100 * r.accuracy], fmt, ms=11, label=label,
+                zorder=10 + len(marks) - i)
     ax.set_xlabel("average MFLOPs per image")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title, fontsize=9)
