@@ -69,3 +69,12 @@ def test_shipped_thresholds_meet_their_recorded_budget():
     assert at["avg_flops"] <= 0.4 * at["full_flops"]
     assert at["accuracy"] >= meta["exit_accuracy"][-1] - 0.01
     assert meta["thresholds"][-1] == 0.0 and len(set(meta["thresholds"][:-1])) > 1
+
+
+def test_workers_take_the_shipped_per_exit_thresholds():
+    """What a worker with exit_threshold -1 (the default) puts in force."""
+    from mdi_exit_ros.nodes.engine import Engine
+
+    _, meta = _require("mobilenet_v2_ee_cifar10")
+    engine = Engine("mobilenet_v2_ee_cifar10", 1, "cpu")
+    assert engine.suggested_thresholds() == tuple(meta["thresholds"])
