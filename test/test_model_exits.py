@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from mdi_exit_ros.model import ModuleRunCounter, build_model
-from mdi_exit_ros.model.exits import ExitOutputs, calibrate, simulate, sweep
+from mdi_exit_ros.model.exits import (
+    PER_EXIT_GRID,
+    ExitOutputs,
+    calibrate,
+    calibrate_per_exit,
+    collect_exit_outputs,
+    simulate,
+    sweep,
+)
 
 torch.set_num_threads(1)
 
@@ -73,3 +81,66 @@ def test_calibrate_picks_lowest_threshold_within_drop():
     assert calibrate(out, [10, 30], 30.0, grid=[0.3, 0.96, 0.99]).threshold[0] == 0.96
     assert calibrate(out, [10, 30], 0.0, grid=[0.3, 0.96, 0.99]).threshold[0] == 0.99
     assert calibrate(out, [10, 30], 0.0, grid=[0.3]).threshold[0] == 1.0  # fallback
+
+
+def _weak_first_exit(n: int = 2000, seed: int = 0) -> ExitOutputs:
+    """Exit 1 weak but honest (confident when right); exits 2 and 3 equally good, exit 2
+    never confident (max softmax < 0.7). A shared T high enough for exit 1 lets nothing out
+    at exit 2; per exit, T_2 = 0 moves everyone there for free."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    right1 = rng.random(n) < 0.6
+    right2 = rng.random(n) < 0.9
+    pred = np.stack([np.where(right1, labels, (labels + 1) % 10),
+                     np.where(right2, labels, (labels + 2) % 10),
+                     np.where(right2, labels, (labels + 2) % 10)], axis=1)
+    conf = np.stack([np.where(right1, rng.uniform(0.6, 1.0, n), rng.uniform(0.2, 0.8, n)),
+                     rng.uniform(0.3, 0.7, n), rng.uniform(0.5, 1.0, n)], axis=1)
+    return ExitOutputs(conf, pred, labels)
+
+
+def test_per_exit_calibration_meets_budget_and_beats_shared_t():
+    out, flops, drop = _weak_first_exit(), [10.0, 20.0, 30.0], 1.0
+    per_exit = calibrate_per_exit(out, flops, drop)
+    final = out.exit_accuracy()[-1]
+    assert per_exit.accuracy >= final - drop / 100
+    assert per_exit.threshold[-1] == 0.0 and all(0 <= t <= 1 for t in per_exit.threshold)
+    assert per_exit.threshold[1] <= 0.3 and per_exit.exit_fraction[2] == 0.0  # exit 2 open
+    assert simulate(out, per_exit.threshold, flops) == per_exit  # what it reports is real
+    shared = calibrate(out, flops, drop, grid=PER_EXIT_GRID)  # the best shared T, fine grid
+    assert shared.accuracy >= final - drop / 100
+    assert per_exit.avg_flops < 0.8 * shared.avg_flops
+    # close to the exhaustive optimum over the same grid
+    best = min(r.avg_flops for t1 in PER_EXIT_GRID for t2 in PER_EXIT_GRID[::4]
+               if (r := simulate(out, [t1, t2, 0.0], flops)).accuracy >= final - drop / 100)
+    assert per_exit.avg_flops <= best * 1.01
+
+
+def test_per_exit_calibration_on_a_real_model():
+    torch.manual_seed(0)
+    model = build_model("fmnist_cnn_ee", width=8).eval()
+    images = torch.randint(0, 256, (400, 1, 28, 28), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        final = model(model.input_spec.normalize(images))[-1].argmax(1)
+    labels = torch.where(torch.arange(400) < 320, final, (final + 1) % 10)  # final: 80 %
+    out = collect_exit_outputs(model, images, labels, batch_size=128)
+    flops = model.profile().exit_flops()
+    assert out.exit_accuracy()[-1] == pytest.approx(0.8)
+    for drop in (0.0, 2.0, 10.0):
+        per_exit = calibrate_per_exit(out, flops, drop)
+        shared = calibrate(out, flops, drop)
+        assert per_exit.accuracy >= 0.8 - drop / 100 - 1e-9
+        assert per_exit.avg_flops <= shared.avg_flops
+    assert calibrate_per_exit(out, flops, 100.0).exit_fraction[0] == 1.0  # no budget: exit 1
+
+
+@pytest.mark.parametrize("drop", [-0.5, float("nan"), float("inf")])
+def test_per_exit_calibration_refuses_a_bad_budget(drop):
+    with pytest.raises(ValueError, match="max_drop must be"):
+        calibrate_per_exit(_outputs(), [10, 30], drop)
+
+
+def test_per_exit_calibration_refuses_flops_of_another_model():
+    with pytest.raises(ValueError, match="3 exit FLOPs for 2 exits"):
+        calibrate_per_exit(_outputs(), [10, 20, 30], 1.0)

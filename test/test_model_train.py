@@ -69,6 +69,34 @@ def test_training_lowers_loss_and_writes_checkpoint(folder, tmp_path):
     assert meta3["thresholds"] == [0.9, 0.9, 0.0] and meta3["model_id"] == meta["model_id"]
 
 
+def test_eval_calibrates_per_exit_on_held_out_images_and_stores_it(folder, tmp_path):
+    work = tmp_path / "run"
+    assert tr.main(_args(folder, work, "--val-size", "20")) == 0
+    ckpt = str(work / "model.safetensors")
+    _, before = load_checkpoint(ckpt)
+    out = tmp_path / "eval"
+    assert ev.main(["--model", ckpt, "--out-dir", str(out), "--threads", "1", "--device", "cpu",
+                    "--val-size", "20", "--max-drop", "5"]) == 0
+    summary = json.loads((out / "eval.json").read_text())
+    cal = summary["calibration"]
+    assert cal["on"] == "heldout" and cal["images"] == 19  # a fifth of 96 at most
+    assert summary["device"] == "cpu" and summary["fp16"] is False
+    per_exit, shared = cal["per_exit"], cal["shared"]
+    assert per_exit["accuracy"] >= cal["exit_accuracy"][-1] - 0.05 - 1e-9
+    assert per_exit["avg_flops"] <= shared["avg_flops"]
+    assert "per-exit T, calibrated on held-out" in (out / "eval.md").read_text()
+    # the stored thresholds are the held-out calibration; the weights and model_id stay
+    assert ev.main(["--model", ckpt, "--threads", "1", "--val-size", "20", "--max-drop", "5",
+                    "--write-thresholds"]) == 0
+    _, after = load_checkpoint(ckpt)
+    assert after["thresholds"] == per_exit["threshold"][:-1] + [0.0]
+    assert after["model_id"] == before["model_id"]
+    assert "held out by mdi-exit train" in after["threshold_calibration"]["split"]
+    assert after["test_at_thresholds"]["accuracy"] == summary["calibrated_per_exit"]["accuracy"]
+    # never thresholds calibrated on the evaluated (test) images
+    assert ev.main(["--model", ckpt, "--calibrate-on", "split", "--write-thresholds"]) == 2
+
+
 def test_interrupted_run_resumes_to_the_same_model(folder, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert tr.main(_args(folder, a, "--epochs", "2")) == 0

@@ -21,6 +21,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .codecs import AutoencoderCodec, BoundaryCodec, Fp16Codec, IdentityCodec, make_codec
+from .device import DeviceError, resolve_device
 from .early_exit import EarlyExitModel, ExitHead, InputSpec, ModelInfo
 from .profiling import ModelProfile, ModuleRunCounter, count_flops, profile_model
 
@@ -29,6 +30,7 @@ __all__ = [
     "AutoencoderCodec",
     "BoundaryCodec",
     "CheckpointError",
+    "DeviceError",
     "EarlyExitModel",
     "ExitHead",
     "Fp16Codec",
@@ -46,5 +48,6 @@ __all__ = [
     "make_codec",
     "profile_model",
     "read_metadata",
+    "resolve_device",
     "save_checkpoint",
 ]

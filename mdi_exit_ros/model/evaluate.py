@@ -1,12 +1,16 @@
 """``mdi-exit eval``: per-exit accuracy and the accuracy/compute trade-off of early exit.
 
 For a checkpoint and a data split it measures each exit's own accuracy, then
-simulates the paper's rule (exit at task k if max softmax > T; the last exit
+simulates the paper's rule (exit at task k if max softmax > T_k; the last exit
 always answers) over a sweep of shared thresholds T: accuracy, the fraction of
-images leaving at each exit and the average FLOPs per image.  It also
-calibrates T for a target accuracy drop (``--max-drop`` points below the final
-exit) and reports the checkpoint's own shipped thresholds.  Writes
-``eval.md``, ``eval.csv``, ``eval.json`` and ``eval.png`` to ``--out-dir``.
+images leaving at each exit and the average FLOPs per image.  It calibrates
+thresholds for a target accuracy drop (``--max-drop`` points below the final
+exit) two ways, one shared T and one T_k per exit (least average compute), on the
+training images that ``mdi-exit train`` held out (``--calibrate-on heldout``, the
+default; never the evaluated split) and reports them on the evaluated split beside
+the checkpoint's own thresholds.  Writes ``eval.md``, ``eval.csv``, ``eval.json``
+and ``eval.png`` to ``--out-dir``; ``--write-thresholds`` stores a choice in the
+checkpoint's metadata, which the worker nodes then use as its thresholds.
 """
 
 from __future__ import annotations
@@ -19,9 +23,22 @@ from pathlib import Path
 
 import torch
 
-from ..data import load_dataset
+from ..data import DatasetUnavailable, ImageArrays, load_dataset
 from .checkpoint import SHIPPED, CheckpointError, load_model, shipped_path, update_metadata
-from .exits import DEFAULT_GRID, ExitPolicyResult, calibrate, collect_exit_outputs, simulate, sweep
+from .device import DEVICE_CHOICES, DeviceError, resolve_device, use_fp16
+from .exits import (
+    DEFAULT_GRID,
+    ExitOutputs,
+    ExitPolicyResult,
+    calibrate,
+    calibrate_per_exit,
+    collect_exit_outputs,
+    simulate,
+    sweep,
+)
+from .train import HOLDOUT_SEED, split_heldout
+
+POLICIES = ("per-exit", "shared")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,15 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto",
+                   help=f"{DEVICE_CHOICES}; auto = CUDA if torch sees it (fp16 there when "
+                        "the checkpoint allows), else CPU")
     p.add_argument("--thresholds", default=None,
                    help="T or comma list per exit (default: the checkpoint's)")
     p.add_argument("--max-drop", type=float, default=1.0,
-                   help="calibrate: lowest T within this many points of the final exit")
+                   help="calibrate: least compute within this many points of the final exit")
+    p.add_argument("--calibrate-on", choices=("heldout", "split"), default="heldout",
+                   help="heldout: the --val-size training images mdi-exit train held out "
+                        "(same seed); split: the evaluated split itself (optimistic)")
+    p.add_argument("--val-size", type=int, default=5000,
+                   help="held-out training images, as given to mdi-exit train")
     p.add_argument("--out-dir", default=None, help="where to write eval.{md,csv,json,png}")
     p.add_argument("--title", default=None)
     p.add_argument("--write-thresholds", action="store_true",
-                   help="store --thresholds and the results measured here in the checkpoint "
-                        "(a path, not a shipped name, unless you mean to change the shipped file)")
+                   help="store --thresholds, or else the --policy calibrated on held-out "
+                        "images, and the results measured here in the checkpoint (a path, "
+                        "not a shipped name, unless you mean to change the shipped file)")
+    p.add_argument("--policy", choices=POLICIES, default="per-exit",
+                   help="which calibration --write-thresholds stores")
     return p
 
 
@@ -52,9 +80,33 @@ def _mf(x: float) -> str:
     return f"{x / 1e6:.2f}"
 
 
+def _thresholds_text(r: ExitPolicyResult) -> str:
+    return ",".join(f"{t:g}" for t in r.threshold[:-1])
+
+
+def _policy_table(rows: list[tuple[str, ExitPolicyResult]], final_acc: float, full: float,
+                  base: float) -> list[str]:
+    lines = ["| policy | T per exit | accuracy % | drop (points) | exit fractions | avg MFLOPs "
+             "| vs full | less compute % | vs backbone |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {_thresholds_text(r)} | {_pct(r.accuracy)} "
+            f"| {100 * (final_acc - r.accuracy):.2f} "
+            f"| {' / '.join(f'{f:.3f}' for f in r.exit_fraction)} | {_mf(r.avg_flops)} "
+            f"| {r.avg_flops / full:.3f} | {100 * (1 - r.avg_flops / full):.1f} "
+            f"| {r.avg_flops / base:.3f} |")
+    return lines
+
+
 def render_markdown(meta: dict, prof: dict, n: int, split: str, exit_acc: list[float],
-                    shipped: ExitPolicyResult, cal: ExitPolicyResult, max_drop: float,
-                    rows: list[ExitPolicyResult]) -> str:
+                    policies: list[tuple[str, ExitPolicyResult]], rows: list[ExitPolicyResult],
+                    calibration: dict | None = None) -> str:
+    """The report: per-exit accuracy, the policies on the evaluated split, the sweep.
+
+    ``calibration`` (when the thresholds were calibrated on other images) holds
+    ``name``, ``images``, ``exit_accuracy`` and ``policies`` measured there.
+    """
     k = len(exit_acc)
     full = prof["exit_flops"][-1]
     base = prof["backbone_flops"]
@@ -73,17 +125,19 @@ def render_markdown(meta: dict, prof: dict, n: int, split: str, exit_acc: list[f
         f"Full model (all {k} tasks, all exit heads): {_mf(full)} MFLOPs; plain backbone "
         f"without intermediate heads: {_mf(base)} MFLOPs.",
         "",
-        "| policy | T | accuracy % | drop (points) | exit fractions | avg MFLOPs "
-        "| vs full | vs backbone |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"On the {split} split ({n} images):",
+        "",
+        *_policy_table(policies, exit_acc[-1], full, base),
     ]
-    for name, r in (("shipped thresholds", shipped), (f"calibrated (max drop {max_drop})", cal)):
-        lines.append(
-            f"| {name} | {','.join(f'{t:g}' for t in r.threshold[:-1])} | {_pct(r.accuracy)} "
-            f"| {100 * (exit_acc[-1] - r.accuracy):.2f} "
-            f"| {' / '.join(f'{f:.3f}' for f in r.exit_fraction)} | {_mf(r.avg_flops)} "
-            f"| {r.avg_flops / full:.3f} | {r.avg_flops / base:.3f} |"
-        )
+    if calibration:
+        lines += [
+            "",
+            f"On the calibration images ({calibration['name']}, {calibration['images']} "
+            f"images; final exit {_pct(calibration['exit_accuracy'][-1])} %):",
+            "",
+            *_policy_table(calibration["policies"], calibration["exit_accuracy"][-1], full,
+                           base),
+        ]
     lines += ["", "Threshold sweep (one T for every exit):", "",
               "| T | accuracy % | exit fractions | avg MFLOPs | vs full |",
               "| --- | --- | --- | --- | --- |"]
@@ -95,7 +149,9 @@ def render_markdown(meta: dict, prof: dict, n: int, split: str, exit_acc: list[f
 
 
 def plot(path: Path, rows: list[ExitPolicyResult], prof: dict, exit_acc: list[float],
-         shipped: ExitPolicyResult, title: str) -> None:
+         marks: list[tuple[str, ExitPolicyResult, str]], title: str) -> None:
+    """Accuracy vs average compute: the shared-T sweep, single exits, and ``marks``
+    (label, policy, matplotlib format) such as the shipped and calibrated thresholds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,54 +160,113 @@ def plot(path: Path, rows: list[ExitPolicyResult], prof: dict, exit_acc: list[fl
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     xs = [r.avg_flops / 1e6 for r in rows]
     ys = [100 * r.accuracy for r in rows]
-    ax.plot(xs, ys, "o-", ms=3, label="early exit, threshold sweep")
+    ax.plot(xs, ys, "o-", ms=3, label="early exit, shared-T sweep")
     ax.plot([f / 1e6 for f in prof["exit_flops"]], [100 * a for a in exit_acc], "s--",
             label="single exit k (all images)")
-    ax.plot([shipped.avg_flops / 1e6], [100 * shipped.accuracy], "r*", ms=12,
-            label=f"shipped T={shipped.threshold[0]:g}")
+    for i, (label, r, fmt) in enumerate(marks):  # the first on top: marks may coincide
+        ax.plot([r.avg_flops / 1e6], [100 * r.accuracy], fmt, ms=11, label=label,
+                zorder=10 + len(marks) - i)
     ax.set_xlabel("average MFLOPs per image")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def parse_thresholds(text: str, k: int) -> list[float]:
+    """``T`` (every exit) or a comma list (missing exits: 0) -> K values, last = 0."""
+    try:
+        ts = [float(t) for t in text.split(",")]
+    except ValueError as e:
+        raise ValueError(f"--thresholds must be numbers separated by commas: {text!r}") from e
+    if len(ts) > k or any(not 0.0 <= t <= 1.0 for t in ts):
+        raise ValueError(f"--thresholds needs at most {k} values in [0, 1]; got {text!r}")
+    return ts * (k - 1) + [0.0] if len(ts) == 1 else ts + [0.0] * (k - len(ts))
+
+
+def _calibration_data(args, dataset: str, spec) -> tuple[str, ImageArrays]:
+    """The held-out training images (exactly those ``mdi-exit train`` kept aside)."""
+    size = spec.size if dataset.startswith("folder:") else None
+    train = load_dataset(dataset, "train", size=size, channels=spec.channels)
+    _, held = split_heldout(train, args.val_size)
+    if len(held) == 0:
+        raise ValueError(f"no held-out images: {dataset} train has {len(train)} images and "
+                         f"--val-size is {args.val_size}")
+    return (f"{dataset}:train held out by mdi-exit train (--val-size {args.val_size}, "
+            f"seed {HOLDOUT_SEED})", held)
+
+
+def _outputs(model, data: ImageArrays, args, fp16: bool) -> ExitOutputs:
+    return collect_exit_outputs(model, data.tensor_nchw(), torch.from_numpy(data.labels),
+                                batch_size=args.batch_size, fp16=fp16)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     try:
+        device = resolve_device(args.device)
         model, meta = load_model(args.model)
-    except CheckpointError as e:
+    except (CheckpointError, DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.calibrate_on == "split" and args.write_thresholds and not args.thresholds:
+        print("error: --write-thresholds stores thresholds calibrated on held-out images "
+              "only; use --calibrate-on heldout (or pass --thresholds)", file=sys.stderr)
         return 2
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
         print("error: the checkpoint names no dataset; pass --dataset", file=sys.stderr)
         return 2
+    k = model.num_exits
+    try:
+        given = parse_thresholds(args.thresholds, k) if args.thresholds else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    model = model.to(device)
+    fp16 = use_fp16(device, meta)
+    print(f"device {device}{' (fp16 autocast)' if fp16 else ''}", file=sys.stderr)
     spec = model.input_spec
     size = spec.size if dataset.startswith("folder:") else None
-    data = load_dataset(dataset, args.split, size=size, channels=spec.channels)
+    try:
+        data = load_dataset(dataset, args.split, size=size, channels=spec.channels)
+        cal_name, cal_data = ("", data)
+        if args.calibrate_on == "heldout":
+            cal_name, cal_data = _calibration_data(args, dataset, spec)
+    except (DatasetUnavailable, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.limit:
         data = data.subset(torch.arange(min(args.limit, len(data))).numpy())
-    out = collect_exit_outputs(model, data.tensor_nchw(), torch.from_numpy(data.labels),
-                               batch_size=args.batch_size)
+        if args.calibrate_on == "split":
+            cal_data = data
+    out = _outputs(model, data, args, fp16)
+    cal_out = _outputs(model, cal_data, args, fp16) if cal_name else out
     prof = model.profile().to_dict()
     exit_flops = prof["exit_flops"]
     exit_acc = out.exit_accuracy()
-    k = model.num_exits
-    if args.thresholds:
-        ts = [float(t) for t in args.thresholds.split(",")]
-        thresholds = ts * (k - 1) + [0.0] if len(ts) == 1 else ts + [0.0] * (k - len(ts))
-    else:
-        thresholds = meta.get("thresholds") or [1.0] * k
+    thresholds = given or meta.get("thresholds") or [1.0] * k
     shipped = simulate(out, thresholds, exit_flops)
-    cal = calibrate(out, exit_flops, args.max_drop)
+    cal_shared = calibrate(cal_out, exit_flops, args.max_drop)
+    cal_per_exit = calibrate_per_exit(cal_out, exit_flops, args.max_drop)
+    shared = simulate(out, cal_shared.threshold, exit_flops)
+    per_exit = simulate(out, cal_per_exit.threshold, exit_flops)
+    where = "held-out" if cal_name else args.split
+    policies = [("given thresholds" if given else "checkpoint's thresholds", shipped),
+                (f"shared T, calibrated on {where} (max drop {args.max_drop:g})", shared),
+                (f"per-exit T, calibrated on {where} (max drop {args.max_drop:g})", per_exit)]
+    calibration = None
+    if cal_name:
+        calibration = {"name": cal_name, "images": len(cal_data),
+                       "exit_accuracy": cal_out.exit_accuracy(),
+                       "policies": [(policies[1][0], cal_shared), (policies[2][0], cal_per_exit)]}
     rows = sweep(out, exit_flops, DEFAULT_GRID)
-    md = render_markdown(meta, prof, len(data), f"{args.split}", exit_acc, shipped, cal,
-                         args.max_drop, rows)
+    md = render_markdown(meta, prof, len(data), args.split, exit_acc, policies, rows,
+                         calibration)
     print(md)
     if args.out_dir:
         od = Path(args.out_dir)
@@ -165,29 +280,51 @@ def main(argv: list[str] | None = None) -> int:
                 w.writerow([r.threshold[0], f"{r.accuracy:.6f}", f"{r.avg_flops:.0f}"]
                            + [f"{x:.6f}" for x in r.exit_fraction])
         summary = {"model_id": meta["model_id"], "dataset": dataset, "split": args.split,
-                   "images": len(data), "exit_accuracy": exit_acc, "profile": prof,
-                   "shipped": vars(shipped), "calibrated": vars(cal),
-                   "max_drop": args.max_drop, "sweep": [vars(r) for r in rows]}
+                   "images": len(data), "device": str(device), "fp16": fp16,
+                   "exit_accuracy": exit_acc, "profile": prof,
+                   "shipped": vars(shipped), "calibrated": vars(shared),
+                   "calibrated_per_exit": vars(per_exit), "max_drop": args.max_drop,
+                   "calibration": {
+                       "on": args.calibrate_on, "name": cal_name or f"{dataset}:{args.split}",
+                       "images": len(cal_data), "exit_accuracy": cal_out.exit_accuracy(),
+                       "shared": vars(cal_shared), "per_exit": vars(cal_per_exit)},
+                   "sweep": [vars(r) for r in rows]}
         (od / "eval.json").write_text(json.dumps(summary, indent=1))
-        plot(od / "eval.png", rows, prof, exit_acc, shipped,
+        plot(od / "eval.png", rows, prof, exit_acc,
+             [("checkpoint's T" if not given else "given T", shipped, "r*"),
+              (f"shared T={shared.threshold[0]:g} ({where})", shared, "gD"),
+              (f"per-exit T ({where})", per_exit, "mP")],
              args.title or f"{meta['model_id']} on {dataset} {args.split} ({len(data)} images)")
         print(f"wrote {od}/eval.{{md,csv,json,png}}")
     if args.write_thresholds:
-        if not args.thresholds:
-            print("error: --write-thresholds needs --thresholds", file=sys.stderr)
-            return 2
         path = shipped_path(args.model) if args.model in SHIPPED else Path(args.model)
-        update_metadata(path, {
-            "thresholds": thresholds,
-            "threshold_calibration": {
+        if given:
+            stored, how = shipped, {
                 "split": f"chosen with mdi-exit eval on {dataset}:{args.split} "
                          f"({len(data)} images)",
-                "max_drop_points": args.max_drop, "rule": "max_softmax > T"},
-            "test_at_thresholds": {"accuracy": shipped.accuracy,
-                                   "exit_fraction": shipped.exit_fraction,
-                                   "avg_flops": shipped.avg_flops, "full_flops": exit_flops[-1]},
+                "max_drop_points": args.max_drop, "rule": "max_softmax > T"}
+        else:
+            cal = cal_per_exit if args.policy == "per-exit" else cal_shared
+            stored = per_exit if args.policy == "per-exit" else shared
+            how = {"split": f"{cal_name} ({len(cal_data)} images)",
+                   "method": ("per-exit: greedy descent + coordinate descent, least average "
+                              "FLOPs within the drop" if args.policy == "per-exit" else
+                              "shared: lowest T within the drop"),
+                   "max_drop_points": args.max_drop, "rule": "max_softmax > T",
+                   "calibration_accuracy": cal.accuracy,
+                   "calibration_final_exit_accuracy": cal_out.exit_accuracy()[-1],
+                   "calibration_exit_fraction": cal.exit_fraction,
+                   "calibration_avg_flops": cal.avg_flops}
+        update_metadata(path, {
+            "thresholds": stored.threshold[:-1] + [0.0],
+            "threshold_calibration": how,
+            "test_at_thresholds": {"split": f"{dataset}:{args.split} ({len(data)} images)",
+                                   "accuracy": stored.accuracy,
+                                   "exit_fraction": stored.exit_fraction,
+                                   "avg_flops": stored.avg_flops,
+                                   "full_flops": exit_flops[-1]},
         })
-        print(f"stored thresholds {thresholds} in {path}")
+        print(f"stored thresholds {stored.threshold[:-1] + [0.0]} in {path}")
     return 0
 
 

@@ -72,7 +72,9 @@ def profile_model(model) -> ModelProfile:
     was_training = model.training
     model.eval()
     try:
-        x = torch.zeros(1, spec.channels, spec.size, spec.size)
+        param = next(model.parameters(), None)  # profile where the model lives (CPU/CUDA)
+        x = torch.zeros(1, spec.channels, spec.size, spec.size,
+                        device=param.device if param is not None else None)
         task_f, stage_f, head_f, codec_f = [], [], [], []
         cut_shapes, wire_shapes, wire_dtypes, raw_b, wire_b = [], [], [], [], []
         for k in range(1, model.num_exits + 1):

@@ -38,15 +38,17 @@ from tqdm import tqdm
 from ..data import ImageArrays, iterate_batches, load_dataset, random_crop_flip
 from .builders import build_model
 from .checkpoint import load_checkpoint, save_checkpoint
+from .device import DEVICE_CHOICES, DeviceError, resolve_device
 from .early_exit import EarlyExitModel
 from .exits import calibrate, collect_exit_outputs, simulate
 
 log = logging.getLogger("mdi_exit.train")
 STATE_VERSION = 1
+HOLDOUT_SEED = 12345  # the held-out calibration images of every run (never change it)
 EXIT_STOPPED = 75  # stopped early (signal / --stop-after-steps); same command resumes
 # Arguments that may differ when resuming (they do not change the trajectory).
 RESUME_FREE = {"threads", "progress", "ckpt_every_min", "out", "resume", "work_dir", "log_every",
-               "eval_every", "max_drop", "limit_test", "stop_after_steps"}
+               "eval_every", "max_drop", "limit_test", "stop_after_steps", "device"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=1, help="test every N epochs (0: only at end)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto",
+                   help=f"{DEVICE_CHOICES}; auto = CUDA if torch sees it, else CPU (fp32 "
+                        "either way; a resumed run is bit-identical on the same device)")
     p.add_argument("--channels-last", type=int, default=1, help="1: NHWC memory (faster on CPU)")
     p.add_argument("--work-dir", default=None, help="resumable state + log (default runs/<model>)")
     p.add_argument("--resume", choices=("auto", "never"), default="auto")
@@ -179,12 +184,13 @@ def _args_fingerprint(args) -> dict:
 def save_state(work: Path, model: nn.Module, opt: torch.optim.Optimizer, pos: dict,
                args, history: list) -> None:
     """Resumable state: tensors in safetensors, everything else in JSON (no pickle)."""
-    tensors = {f"model.{k}": v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone()
+               for k, v in model.state_dict().items()}
     osd = opt.state_dict()
     for idx, st in osd["state"].items():
         for key, val in st.items():
             if torch.is_tensor(val):
-                tensors[f"opt.{idx}.{key}"] = val.detach().contiguous().clone()
+                tensors[f"opt.{idx}.{key}"] = val.detach().cpu().contiguous().clone()
     scalars = {str(i): {k: v for k, v in st.items() if not torch.is_tensor(v)}
                for i, st in osd["state"].items()}
     groups = [{k: v for k, v in g.items() if k != "params"} for g in osd["param_groups"]]
@@ -249,6 +255,13 @@ def setup_logging(work: Path) -> None:
     log.propagate = False
 
 
+def split_heldout(train: ImageArrays, val_size: int) -> tuple[ImageArrays, ImageArrays]:
+    """(rest, held-out) of a training split: at most ``val_size`` images and a fifth of the
+    split, drawn with a fixed seed. ``mdi-exit eval --calibrate-on heldout`` calls this
+    too, so it calibrates on exactly the images that training never saw."""
+    return train.split(min(val_size, len(train) // 5), seed=HOLDOUT_SEED)
+
+
 def prepare_data(args, spec) -> tuple[ImageArrays, ImageArrays, ImageArrays]:
     """(train, val, test) arrays; val is held out of train for threshold calibration."""
     size = spec.size if args.dataset.startswith("folder:") else None
@@ -258,8 +271,7 @@ def prepare_data(args, spec) -> tuple[ImageArrays, ImageArrays, ImageArrays]:
         train = train.subset(torch.arange(min(args.limit_train, len(train))).numpy())
     if args.limit_test:
         test = test.subset(torch.arange(min(args.limit_test, len(test))).numpy())
-    n_val = min(args.val_size, len(train) // 5)
-    train, val = train.split(n_val, seed=12345)
+    train, val = split_heldout(train, args.val_size)
     if train.channels != spec.channels:
         raise SystemExit(
             f"{args.dataset} has {train.channels} channels, model wants {spec.channels}"
@@ -326,6 +338,8 @@ def _run(args, work: Path) -> dict | None:
     prof = model.profile()
     log.info("exit MFLOPs (cumulative): %s", [round(f / 1e6, 2) for f in prof.exit_flops()])
     set_trainable(model, args.mode)
+    model = model.to(args._device)
+    log.info("device: %s", args._device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     weights = exit_weights(args, model.num_exits)
@@ -378,6 +392,7 @@ def _train_loop(args, work, model, opt, train, val, test, pos, history, weights,
                 xb = random_crop_flip(xb, 4, True, g)
             elif aug == "crop":
                 xb = random_crop_flip(xb, 2, False, g)
+            xb, yb = xb.to(args._device), yb.to(args._device)
             x = spec.normalize(xb)
             if args.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -469,6 +484,11 @@ def main(argv: list[str] | None = None) -> int:
         json.loads(args.model_kwargs)
     except json.JSONDecodeError as e:
         print(f"--model-kwargs is not JSON: {e}", file=sys.stderr)
+        return 2
+    try:
+        args._device = resolve_device(args.device)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     result = run(args)
     return 0 if result is not None else EXIT_STOPPED

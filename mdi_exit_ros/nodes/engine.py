@@ -4,6 +4,10 @@ A task's payload is what crosses a cut: for task 1 the normalised camera frame, 
 k > 1 the *encoded* features of cut k-1 (identity, fp16 or autoencoder code). Encoding right
 after task k-1, even when task k stays local, keeps distributed inference identical to the
 model's own forward pass (which applies every codec round trip) and to offline accuracy.
+
+The model may run on a CUDA device (parameter `device`; fp16 autocast there when the
+checkpoint allows), but whatever crosses a cut leaves on the CPU in the dtype the codec
+gives on the CPU, so workers on different devices exchange the same tensors.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from std_msgs.msg import Header
 
 from mdi_exit_ros.core import entropy_confidence, max_softmax
 from mdi_exit_ros.model.checkpoint import load_model
+from mdi_exit_ros.model.device import autocast, resolve_device, use_fp16
 from mdi_exit_ros.msg import Tensor
 from mdi_exit_ros.wire import TensorLimits, msg_to_torch, torch_to_msg
 from mdi_exit_ros.wire.tensor_codec import from_msg
@@ -64,10 +69,20 @@ class TaskRun:
 class Engine:
     """The model, its metadata and the per-task compute, for one worker process."""
 
-    def __init__(self, model_ref: str, torch_threads: int = 1) -> None:
+    def __init__(self, model_ref: str, torch_threads: int = 1, device: str = "auto") -> None:
+        """Load `model_ref` onto `device` (auto, cpu, cuda, cuda:N).
+
+        Raises DeviceError (a ValueError) for a device that does not exist, before the
+        model is read, and CheckpointError for a model that cannot be loaded.
+        """
+        self.device = resolve_device(device)
         torch.set_num_threads(torch_threads)
         self.model, self.meta = load_model(model_ref)
         self.model.eval()
+        self.fp16 = use_fp16(self.device, self.meta)
+        names = self.meta.get("cut_wire_dtypes") or self.model.profile().wire_dtypes
+        self._wire_dtypes = [getattr(torch, name) for name in names]
+        self.model.to(self.device)
         self.model_id: str = self.meta["model_id"]
         self.num_exits: int = self.model.num_exits
         self.class_names: list[str] = list(self.model.class_names)
@@ -158,15 +173,19 @@ class Engine:
         start = time.perf_counter()
         data = payload.data
         x = msg_to_torch(data) if isinstance(data, Tensor) else data
-        if task_index > 1:
-            x = self.model.decode(task_index - 1, x)
-        features, logits = self.model.run_task(task_index, x)
-        next_data = None
-        if task_index < self.num_exits:
-            next_data = self.model.encode(task_index, features).contiguous()
+        x = x.to(self.device)
+        with autocast(self.device, self.fp16):
+            if task_index > 1:
+                x = self.model.decode(task_index - 1, x)
+            features, logits = self.model.run_task(task_index, x)
+            next_data = None
+            if task_index < self.num_exits:
+                next_data = self.model.encode(task_index, features)
+        if next_data is not None:  # the CPU's wire dtype, whatever ran the task
+            next_data = next_data.to("cpu", self._wire_dtypes[task_index - 1]).contiguous()
+        row = logits[0].float().cpu().numpy()  # (waits for the device)
         elapsed = time.perf_counter() - start
         if slowdown > 1.0:
             (stop or threading.Event()).wait(elapsed * (slowdown - 1.0))
-        row = logits[0].float().numpy()
         conf = CONFIDENCE_FNS[confidence](row.tolist())
         return TaskRun(row, conf, elapsed * slowdown, next_data)

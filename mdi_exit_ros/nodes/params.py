@@ -58,6 +58,9 @@ WORKER_PARAMS: tuple[Spec, ...] = (
          "(loaded on configure)", configure_only=True),
     Spec("torch_threads", 1, "torch intra-op threads of this process (several workers share "
          "the cores)", low=1, high=256, configure_only=True),
+    Spec("device", "auto", "Where this worker runs its tasks: auto (CUDA if torch sees it, "
+         "else CPU), cpu, cuda or cuda:N; fp16 on CUDA when the checkpoint allows",
+         configure_only=True),
     Spec("confidence", "max_softmax", "Confidence C_k(d): max softmax (paper eq. 1-2) or "
          "1 - normalised entropy (BranchyNet)", choices=CONFIDENCES),
     Spec("exit_threshold", -1.0, "T_e for every exit (Alg. 1); -1 = the checkpoint's "

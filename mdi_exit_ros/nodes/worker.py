@@ -211,7 +211,7 @@ class WorkerNode(LifecycleNode):
         """Load the model and create the queues, topics and estimators."""
         values = self.param_values()
         try:
-            self.engine = Engine(values["model"], int(values["torch_threads"]))
+            self.engine = Engine(values["model"], int(values["torch_threads"]), values["device"])
         except (CheckpointError, OSError, ValueError) as exc:
             self.get_logger().error(f"cannot load model {values['model']!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
