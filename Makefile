@@ -15,7 +15,7 @@ DEMO_RATE ?= 50
 DEMO_FLAGS = --rate $(DEMO_RATE) $(foreach r,1 2 3 4 5,--set robot$(r).compute_slowdown=$(DEMO_SLOWDOWN))
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test install venv data lint bench clean
+.PHONY: demo test install venv data lint bench clean fuzz
 
 # The 5-robot mesh of the paper on this machine, fed Fashion-MNIST by the image player, with
 # the live monitor; it stops after DEMO_SECONDS and prints the fleet's summary.
@@ -24,6 +24,10 @@ demo: install data
 
 test: install data
 	cd test && ../$(VENV)/bin/pytest
+
+# The hostile-input test at full size: 10,000 random and mutated messages (CI sends 2,000).
+fuzz: install
+	cd test && MDI_FUZZ_MESSAGES=10000 ../$(VENV)/bin/pytest -s test_nodes_fuzz.py
 
 lint: install
 	$(VENV)/bin/ruff check mdi_exit_ros test launch
