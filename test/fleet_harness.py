@@ -244,6 +244,11 @@ class Driver:
             self.spin_for(1.0 / rate)
         return stamps
 
+    def forget(self, source: str) -> None:
+        """`source` was configured again: its frame counters restart from zero, so do ours."""
+        self.sent[source] = 0
+        self.results[source].clear()
+
     def settled(self, source: str) -> bool:
         """Every frame sent reached the source, each was admitted or dropped (counted), every
         admitted one is classified, and every classification published has arrived here."""

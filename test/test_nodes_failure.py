@@ -104,8 +104,8 @@ def test_a_deactivated_worker_hands_its_queue_to_neighbours(start_fleet) -> None
     assert driver.state("robot3") == "inactive"
     driver.publish_frames("robot1", frames(10, seed=99), None, 20.0)
     stats = driver.wait_settled("robot1", 90.0)
-    assert sorted(r.data_id for r in driver.results["robot1"]) == \
-        list(range(stats.frames_admitted))
+    ids = [r.data_id for r in driver.results["robot1"]]
+    assert len(set(ids)) == len(ids) == stats.frames_admitted  # each frame answered once
     assert stats.frames_overdue == 0  # handed over, not lost and re-admitted
     robot3 = driver.stats_after("robot3", driver.now_ns())
     assert robot3.lifecycle_state == "inactive"

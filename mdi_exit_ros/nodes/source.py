@@ -10,6 +10,7 @@ under a new data_id, so a frame lost with a dead robot is still answered once.
 
 from __future__ import annotations
 
+import secrets
 import sys
 import time
 from collections import OrderedDict, deque
@@ -30,6 +31,17 @@ MAX_FRAME_ID = 256  # characters of a label's header.frame_id (labels are kept i
 MAX_CLASS_NAME = 256  # characters of an ExitResult.class_name (a failed task's reason too)
 LATENCY_WINDOW = 1000  # results over which latency percentiles are reported
 QOS_DISCOVERY_PERIOD = 0.5  # s between looks for the camera publisher (qos: auto)
+
+
+def new_incarnation() -> int:
+    """The first data_id of a configured source: a random incarnation in the upper 31 bits.
+
+    Workers remember the task keys they saw and sources match exits by data_id, so a source
+    that restarted (or was cleaned up and configured again) must not reuse its previous
+    incarnation's ids: tasks would be refused as duplicates and stale exits would answer new
+    frames. The lower 32 bits count frames (4 billion per incarnation).
+    """
+    return secrets.randbits(31) << 32
 
 
 def frame_key(header: Any) -> tuple[int, int, str]:
@@ -129,7 +141,12 @@ class SourceNode(WorkerNode):
             self.get_logger().error(f"admission control: {exc}")
             self._release()
             return TransitionCallbackReturn.FAILURE
+        # A configuration starts a new incarnation: every frame counter from zero together.
         self.frames = core.FrameLedger()
+        self._next_id = new_incarnation()
+        self._counts = dict.fromkeys(self._counts, 0)
+        self._labels.clear()
+        self._latencies.clear()
         self._classification = self.create_publisher(ExitResult, "classification",
                                                      qos.data_qos())
         self._label_sub = self.create_subscription(FrameLabel, "image_label", self._on_label,
