@@ -1,0 +1,513 @@
+"""Tests written to kill mutants that survived `make mutation` (docs/TESTING.md).
+
+Each test pins a behaviour the earlier core tests left open: exact counters (a mutant that
+writes ``= 1`` instead of ``+= 1`` survives a test that counts to one), validation
+boundaries and messages, and the worker's bookkeeping sets (``_seen``, ``_taken_back``)
+whose mistakes only show when a task comes back later.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from mdi_exit_ros.core import (
+    AckStatus,
+    ComputeDelayEstimator,
+    ExitThresholds,
+    FrameLedger,
+    LinkDelayEstimator,
+    ManualClock,
+    NeighborReport,
+    OffloadLedger,
+    QueueControlParams,
+    RateController,
+    ResultStatus,
+    SubmitStatus,
+    Task,
+    TaskKey,
+    ThresholdController,
+    WorkerCore,
+    entropy_confidence,
+    get_confidence_fn,
+    max_softmax,
+    offload_probability,
+)
+from mdi_exit_ros.core.neighbors import NeighborTable
+from mdi_exit_ros.core.offload import NeighborView, OffloadSelector
+
+K = 3
+
+
+def make(worker_id: str = "n", **kw: object) -> WorkerCore:
+    """A worker with known priors (Gamma_n 0.1 s, 1 ms links) and a 1 s minimum ack timeout."""
+    defaults: dict[str, object] = {
+        "rng": random.Random(0),
+        "lease": 2.0,
+        "compute": ComputeDelayEstimator(prior=0.1),
+        "link_factory": lambda: LinkDelayEstimator(prior_latency=0.001, prior_bandwidth=1e9),
+        "ledger": OffloadLedger(min_timeout=1.0, timeout_factor=4.0),
+    }
+    defaults.update(kw)
+    return WorkerCore(worker_id, "mnv2", ExitThresholds.uniform(K, 0.8), **defaults)  # type: ignore[arg-type]
+
+
+def task(data_id: int, k: int = 1, source: str = "n", hops: int = 0) -> Task:
+    """A task of 1000 bytes."""
+    return Task(TaskKey(source, data_id, k), hops=hops, size_bytes=1000)
+
+
+def report(name: str, seq: int = 1, i_m: int = 0, **kw: object) -> NeighborReport:
+    """A neighbour report for model mnv2 with Gamma_m = 0.1."""
+    return NeighborReport(name, i_m, 0, 0.1, "mnv2", seq=seq, **kw)  # type: ignore[arg-type]
+
+
+def copy(t: Task) -> Task:
+    """The receiver's own copy of a task on the wire."""
+    return Task(t.key, attempt=t.attempt, payload=t.payload, size_bytes=t.size_bytes, hops=t.hops)
+
+
+def send_one(w: WorkerCore, to: str = "a", data_id: int = 200) -> Task:
+    """Offload exactly one task from O_n to neighbour ``to`` (I_n long enough to qualify)."""
+    for i in range(10):
+        w.input.append(task(1000 + data_id + i))
+    w.output.append(task(data_id, k=2))
+    if to not in w.table:
+        w.on_neighbor_state(report(to), 0.0)
+    ((m, t),) = w.offload_pass(0.0)
+    assert m == to
+    return t
+
+
+# -- WorkerCore: counters count ---------------------------------------------------------------
+
+
+def test_requeue_counts_every_retry() -> None:
+    w = make()
+    w.submit(task(1), 0.0)
+    for _ in range(2):
+        t = w.next_task()
+        assert t is not None
+        w.requeue(t)
+    assert w.stats().requeued == 2 and w.input[0].key == TaskKey("n", 1, 1)
+
+
+def test_every_lost_neighbour_is_counted_and_removed() -> None:
+    w = make()
+    for name in ("a", "b"):
+        w.on_neighbor_state(report(name), 0.0)
+    assert w.neighbor_lost("a") == [] and w.neighbor_lost("b") == []
+    assert "a" not in w.table and "b" not in w.table
+    assert w.stats().neighbors_lost == 2
+
+
+def test_drain_counts_across_calls_and_forgets_drained_tasks() -> None:
+    w = make()
+    w.submit(task(1), 0.0)
+    assert [t.key for t in w.drain()] == [TaskKey("n", 1, 1)]
+    w.submit(task(2), 0.0)
+    w.drain()
+    assert w.stats().drained == 2
+    # a drained task that is handed back to us later is new work, not a duplicate
+    assert w.submit(task(1, hops=1), 0.1).status is SubmitStatus.QUEUED
+
+
+def test_reclaim_counts_and_forgets_the_reclaimed_task() -> None:
+    w = make(max_resends=0)
+    tasks = []
+    for d in (200, 201):
+        t = send_one(w, "a", d)
+        tasks.append(t)
+        w.on_ack(t.key, 0, "a", False, 0.1)  # refused: taken back to I_n
+    for t in tasks:  # a late accepting ack for attempt 0 from a: a holds it
+        assert w.on_ack(t.key, 0, "a", True, 0.2).status is AckStatus.IGNORED
+        assert w.locate(t.key) is None
+    s = w.stats()
+    assert (s.reclaimed, s.handed_off, s.late_acks) == (2, 2, 2)
+    # a evacuates one back to us later: it is queued, not swallowed as a duplicate
+    assert w.submit(copy(tasks[0]), 0.3).status is SubmitStatus.QUEUED
+
+
+def test_stats_snapshot_reports_every_counter() -> None:
+    """Run a known sequence and compare the whole snapshot."""
+    w = make()
+    w.submit(task(1), 0.0)  # admitted
+    w.submit(task(2), 0.0)
+    w.submit(task(9, source="x", hops=1), 0.0)  # offload received
+    w.submit(task(9, source="x", hops=1), 0.0)  # duplicate
+    w.lifecycle_state = "inactive"
+    w.submit(task(10, source="x", hops=1), 0.0)  # refused
+    w.lifecycle_state = "active"
+    t1 = w.next_task()
+    assert t1 is not None
+    w.complete(t1, 0.1, 0.3, 0.1)  # continue: successor to O_n (I_n not empty)
+    t2 = w.next_task()
+    assert t2 is not None
+    w.complete(t2, 0.95, 0.3, 0.2)  # exit 1
+    s = w.stats()
+    assert s.tasks_run == 2 and s.continued == 1 and s.exits == {1: 1}
+    assert (s.admitted, s.offloads_received, s.duplicates, s.refused) == (2, 1, 1, 1)
+    assert s.gamma == pytest.approx(w.gamma()) and s.gamma != pytest.approx(0.1)
+    assert (s.input_queue, s.output_queue, s.running, s.in_flight) == (1, 1, 0, 0)
+    w.on_neighbor_state(report("a"), 0.2)
+    sends = w.offload_pass(0.2)
+    assert len(sends) == 1 and w.stats().offloads_sent == 1
+
+
+def test_offloads_sent_and_evacuated_count_every_task() -> None:
+    w = make()
+    w.on_neighbor_state(report("a"), 0.0)
+    for i in range(6):
+        w.input.append(task(100 + i))
+    for i in range(3):
+        w.output.append(task(200 + i, k=2))
+    sent = w.offload_pass(0.0)
+    assert w.stats().offloads_sent == len(sent) >= 2
+    moved = w.evacuate(0.0)
+    assert w.stats().evacuated == len(moved) >= 2
+
+
+# -- WorkerCore: introspection ---------------------------------------------------------------
+
+
+def test_locate_and_held_name_every_place() -> None:
+    w = make()
+    w.on_neighbor_state(report("a", i_m=0), 0.0)
+    for d in (1, 2):
+        w.input.append(task(d))
+    w.output.append(task(3, k=2))
+    w.output.append(task(4, k=2))
+    running = w.next_task()
+    assert running is not None
+    ((_, sent),) = w.offload_pass(0.0)
+    places = {t.key.data_id: place for place, t in w.held()}
+    assert places == {1: "running", 2: "input", 3: "in_flight", 4: "output"}
+    assert [w.locate(TaskKey("n", d, k)) for d, k in ((1, 1), (2, 1), (3, 2), (4, 2))] == [
+        "running",
+        "input",
+        "in_flight",
+        "output",
+    ]
+    assert sent.key.data_id == 3
+    assert w.locate(TaskKey("n", 99, 2)) is None  # unknown key, output not empty
+
+
+# -- WorkerCore: evacuation ---------------------------------------------------------------
+
+
+def test_evacuated_task_is_one_hop_further_counted_in_flight_and_resent() -> None:
+    w = make(max_resends=1)
+    w.on_neighbor_state(report("a"), 0.0)
+    w.input.append(task(1, hops=2))
+    ((to, t),) = w.evacuate(0.0)
+    assert to == "a" and t.hops == 3
+    assert w.table.in_flight("a") == 1
+    assert w.table.get("a") is not None and w.table.get("a").unacked == 1  # type: ignore[union-attr]
+    w.on_neighbor_state(report("a", seq=2), 0.9)
+    assert w.tick(1.0) == [("a", t)]  # first timeout: one re-send allowed
+    assert t.attempt == 1
+
+
+def test_evacuation_forgets_an_earlier_take_back() -> None:
+    """A task taken back from a, evacuated to b and later handed back to us is not
+    cancelled by a's stale accepting ack: only we hold it then."""
+    n = make(max_resends=0)
+    t = send_one(n, "a")
+    n.on_ack(t.key, 0, "a", False, 0.1)  # refused by a: taken back (attempt 1)
+    n.drain()  # leave only t queued
+    n.input.append(t)
+    n.on_neighbor_state(report("b"), 0.1)
+    n.table.remove("a")
+    n.lifecycle_state = "inactive"
+    sends = n.evacuate(0.2)
+    assert [(m, s.key) for m, s in sends] == [("b", t.key)]
+    assert n.on_ack(t.key, t.attempt, "b", True, 0.3).status is AckStatus.ACCEPTED
+    n.lifecycle_state = "active"
+    assert n.submit(copy(t), 0.4).queued  # b evacuates it back to us
+    n.on_ack(t.key, 0, "a", True, 0.5)  # a's stale accept for attempt 0
+    assert n.locate(t.key) == "input"
+
+
+def test_drain_forgets_an_earlier_take_back() -> None:
+    """Same as above, with the task drained and handed back instead of evacuated."""
+    n = make(max_resends=0)
+    t = send_one(n, "a")
+    n.on_ack(t.key, 0, "a", False, 0.1)  # taken back from a
+    drained = n.drain()
+    assert t in drained
+    assert n.submit(copy(t), 0.4).queued
+    n.on_ack(t.key, 0, "a", True, 0.5)
+    assert n.locate(t.key) == "input"
+
+
+# -- WorkerCore: a task that circles back --------------------------------------------------
+
+
+def circled() -> tuple[WorkerCore, Task]:
+    """n sent t to a and awaits the ack; a hands t back to n."""
+    n = make()
+    t = send_one(n, "a")
+    return n, copy(t)
+
+
+def test_circled_back_is_queued_with_exact_receipt_and_counters() -> None:
+    n, back = circled()
+    before = n.stats()
+    r = n.submit(back, 0.1)
+    assert (r.status, r.reason, r.accepted_count) == (SubmitStatus.QUEUED, "", 1)
+    assert n.table.in_flight("a") == 0  # no longer counted at a
+    assert n.stats().circled_back == 1 and before.circled_back == 0
+    # a copy of the same attempt arriving again is a duplicate now
+    again = n.submit(copy(back), 0.2)
+    assert again.status is SubmitStatus.DUPLICATE and again.accepted_count == 2
+    n2, back2 = circled()
+    n2.submit(task(7, source="x", hops=1), 0.0)  # accepted_total 1
+    assert n2.submit(back2, 0.1).accepted_count == 2
+
+
+def test_circled_back_twice_counts_twice() -> None:
+    n = make()
+    backs = [copy(send_one(n, m, d)) for m, d in (("a", 200), ("b", 201))]
+    for b in backs:
+        assert n.submit(b, 0.1).queued
+    assert n.stats().circled_back == 2
+
+
+def test_circled_back_while_inactive_receipt_and_counters() -> None:
+    n, back = circled()
+    n.submit(task(7, source="x", hops=1), 0.0)  # accepted_total 1
+    n.lifecycle_state = "inactive"
+    r1 = n.submit(back, 0.1)
+    assert (r1.status, r1.reason, r1.accepted_count) == (
+        SubmitStatus.REFUSED,
+        "circled back while inactive",
+        1,
+    )
+    n.submit(copy(back), 0.2)
+    assert n.stats().refused == 2
+    assert back.key in n.ledger  # still ours, still awaiting the ack
+
+
+# -- WorkerCore: validation messages ----------------------------------------------------------
+
+
+def test_set_thresholds_with_wrong_k_says_why() -> None:
+    w = make()
+    with pytest.raises(ValueError, match="thresholds have 2 exits, the model has 3"):
+        w.set_thresholds(ExitThresholds((0.5, 0.6)))
+
+
+# -- neighbour table ------------------------------------------------------------------------
+
+
+def test_table_remove_reports_whether_it_knew_the_neighbour() -> None:
+    table = NeighborTable("n", "mnv2")
+    table.update(report("a"), 0.0)
+    assert table.remove("a") is True
+    assert "a" not in table
+    assert table.remove("a") is False
+    assert table.remove("zz") is False
+
+
+def test_note_returned_never_counts_below_zero() -> None:
+    table = NeighborTable("n", "mnv2")
+    table.update(report("a"), 0.0)
+    table.note_returned("a")  # nothing in flight: stays 0
+    table.note_sent("a", 0.0)
+    assert table.in_flight("a") == 1
+    table.note_returned("a")
+    assert table.in_flight("a") == 0
+    state = table.get("a")
+    assert state is not None and state.unacked == 0
+
+
+# -- offload selection ------------------------------------------------------------------------
+
+
+def test_offload_probability_is_capped_at_one() -> None:
+    assert offload_probability(2.0, 1.0) == 1.0
+    assert offload_probability(1.0, 4.0) == 0.25
+    assert offload_probability(1.0, 0.0) == 1.0
+
+
+def test_evacuation_round_robin_advances_one_per_task() -> None:
+    """best() rotates ties by one each call: a, b, c, a, b, c."""
+    selector = OffloadSelector(random.Random(0))
+    views = [NeighborView(name, 0, 0.1, 0.01) for name in ("a", "b", "c")]
+    picks = [selector.best(views) for _ in range(6)]
+    assert [p.worker for p in picks if p is not None] == ["a", "b", "c", "a", "b", "c"]
+    assert selector.best([]) is None
+
+
+# -- ledgers -----------------------------------------------------------------------------------
+
+
+def test_offload_ledger_cancel_of_unknown_key_returns_none() -> None:
+    ledger = OffloadLedger()
+    assert ledger.cancel(TaskKey("n", 1, 1)) is None
+
+
+def test_frame_ledger_capacity_boundary_and_messages() -> None:
+    FrameLedger(completed_capacity=1)  # the smallest valid capacity
+    with pytest.raises(ValueError, match="completed_capacity must be >= 1, got 0"):
+        FrameLedger(completed_capacity=0)
+    fl = FrameLedger()
+    fl.admit(1, 0.0)
+    with pytest.raises(ValueError, match="data_id 1 was already admitted"):
+        fl.admit(1, 0.0)
+    with pytest.raises(KeyError, match="data_id 5 is not pending"):
+        fl.readmit(5, 6, 0.0)
+    with pytest.raises(ValueError, match="data_id 1 is already in use"):
+        fl.readmit(1, 1, 0.0)
+
+
+def test_frame_ledger_default_capacity_keeps_100000_closed_frames() -> None:
+    fl = FrameLedger()
+    for d in range(100_001):
+        fl.admit(d, 0.0)
+        fl.result(d, 0.0)
+    assert fl.get(0) is None and fl.get(1) is not None  # exactly 100 000 kept
+
+
+def test_readmit_records_alias_deadline_and_rearms_overdue() -> None:
+    fl = FrameLedger()
+    rec = fl.admit(1, 2.0, deadline=5.0)
+    assert rec.admitted_at == 2.0
+    assert fl.overdue(6.0) == [1]
+    fl.readmit(1, 10, 6.0, deadline=9.0)
+    fl.readmit(10, 11, 6.5, deadline=9.5)
+    assert rec.aliases == [10, 11] and rec.deadline == 9.5
+    assert rec.reported_overdue is False
+    assert fl.overdue(9.0) == []  # new deadline in force
+    assert fl.overdue(10.0) == [1]
+    c = fl.counters()
+    assert c["readmitted"] == 2 and c["overdue"] == 2
+    assert fl.frame_of(11) == 1 and fl.get(11) is rec
+
+
+def test_frame_ledger_counts_every_unknown_late_duplicate_and_abandon() -> None:
+    fl = FrameLedger()
+    for d in (1, 2, 3, 4):
+        fl.admit(d, 0.0)
+    assert fl.result(1, 1.0) is ResultStatus.FIRST
+    assert [fl.result(1, 1.1), fl.result(1, 1.2)] == [ResultStatus.DUPLICATE] * 2
+    assert [fl.result(50, 1.0), fl.result(51, 1.0)] == [ResultStatus.UNKNOWN] * 2
+    assert fl.abandon(2) and fl.abandon(3) and not fl.abandon(99)
+    assert [fl.result(2, 2.0), fl.result(3, 2.0)] == [ResultStatus.LATE] * 2
+    c = fl.counters()
+    assert (c["duplicates"], c["unknown"], c["abandoned"], c["late"]) == (2, 2, 2, 2)
+    assert set(c) == {
+        "admitted",
+        "completed",
+        "pending",
+        "duplicates",
+        "overdue",
+        "dropped_at_admission",
+        "readmitted",
+        "abandoned",
+        "late",
+        "unknown",
+    }
+    assert fl.get(4) is not None and fl.get(4).completed_at is None  # type: ignore[union-attr]
+
+
+# -- clock --------------------------------------------------------------------------------------
+
+
+def test_manual_clock_starts_at_zero_and_allows_zero_steps() -> None:
+    clock = ManualClock()
+    assert clock.now() == 0.0
+    assert clock.advance(0.0) == 0.0
+    assert clock.advance(0.5) == 0.5
+    clock.set(0.5)  # same time: allowed
+    assert clock.now() == 0.5
+    with pytest.raises(ValueError, match="dt must be >= 0, got -1"):
+        clock.advance(-1)
+    with pytest.raises(ValueError, match=r"time cannot go backwards: 0.1 < 0.5"):
+        clock.set(0.1)
+
+
+# -- confidence --------------------------------------------------------------------------------
+
+
+def test_entropy_confidence_exact_values() -> None:
+    assert entropy_confidence([0.0, 0.0]) == pytest.approx(0.0)  # uniform: no confidence
+    p = [0.7, 0.2, 0.1]
+    h = -sum(x * math.log(x) for x in p)
+    logits = [math.log(x) for x in p]
+    assert entropy_confidence(logits) == pytest.approx(1.0 - h / math.log(3))
+
+
+def test_confidence_errors_say_why() -> None:
+    with pytest.raises(ValueError, match="logits must not be empty"):
+        max_softmax([])
+    with pytest.raises(ValueError, match="logits must be finite"):
+        max_softmax([0.0, math.inf])
+    with pytest.raises(ValueError, match=r"known: entropy, max_softmax"):
+        get_confidence_fn("nope")
+
+
+# -- Alg. 3 / Alg. 4 parameters -------------------------------------------------------------
+
+
+def test_queue_params_boundaries() -> None:
+    QueueControlParams(t_q1=0.0, t_q2=0.0)  # both 0 and t_q1 == t_q2 are allowed
+    QueueControlParams(t_q1=0.5, t_q2=0.5)
+    QueueControlParams(alpha=0.3, beta=0.29)
+    with pytest.raises(ValueError, match="beta must be < alpha"):
+        QueueControlParams(alpha=0.3, beta=0.3)
+    for alpha, beta, bad in ((0.0, 0.1, "alpha"), (1.0, 0.1, "alpha"), (0.99, 0.0, "beta")):
+        with pytest.raises(ValueError, match=f"{bad} must be in"):
+            QueueControlParams(alpha=alpha, beta=beta)
+    for beta in (1.0, 1.5):  # rejected as out of (0, 1), before the beta < alpha check
+        with pytest.raises(ValueError, match="beta must be in"):
+            QueueControlParams(alpha=0.99, beta=beta)
+
+
+def test_rate_controller_bounds_and_messages() -> None:
+    RateController(0.5, mu_min=0.5, mu_max=0.5)  # mu_min == mu_max is allowed
+    with pytest.raises(ValueError, match="mu_min must be finite"):
+        RateController(mu_min=math.nan)
+    with pytest.raises(ValueError, match="mu_max must be finite"):
+        RateController(mu_max=math.inf)
+    with pytest.raises(ValueError, match="mu must be finite"):
+        RateController(math.nan)
+    with pytest.raises(ValueError, match="unknown parameter.s.: bar, foo"):
+        RateController(foo=1.0, bar=2.0)
+    rc = RateController()
+    with pytest.raises(ValueError, match="unknown parameter.s.: bar, foo"):
+        rc.update_params(foo=1.0, bar=2.0)
+
+
+def test_rate_controller_scales_mu_multiplicatively() -> None:
+    """mu = 2: the MID branch gives 2 - 0.1 * 2 = 1.8 and HIGH gives 2 + 0.2 * 2 = 2.4."""
+    mid = RateController(2.0, period=0.0)
+    assert mid.step(0.0, 15, 0).value == pytest.approx(1.8)
+    high = RateController(2.0, period=0.0)
+    assert high.step(0.0, 40, 0).value == pytest.approx(2.4)
+
+
+def test_not_due_step_reports_unchanged() -> None:
+    rc = RateController(period=1.0)
+    rc.step(0.0, 0, 0)
+    step = rc.step(0.5, 0, 0)
+    assert step.changed is False
+
+
+def test_threshold_controller_bounds_and_messages() -> None:
+    ThresholdController(1.0, te_min=1.0)  # te_min = 1 and te = 1 are allowed
+    with pytest.raises(ValueError, match="te_min must be finite"):
+        ThresholdController(te_min=math.nan)
+    with pytest.raises(ValueError, match="te must be finite"):
+        ThresholdController(math.nan)
+    with pytest.raises(ValueError, match="te must be in"):
+        ThresholdController(1.5)
+    with pytest.raises(ValueError, match="unknown parameter.s.: bar, foo"):
+        ThresholdController(foo=1.0, bar=2.0)
+    tc = ThresholdController(0.6, te_min=0.5)
+    tc.update_params(te_min=0.7)
+    assert tc.te_min == 0.7 and tc.te == 0.7
+    tc.update_params(alpha=0.3)  # te_min not given: kept
+    assert tc.te_min == 0.7 and tc.params.alpha == 0.3
