@@ -511,3 +511,172 @@ def test_threshold_controller_bounds_and_messages() -> None:
     assert tc.te_min == 0.7 and tc.te == 0.7
     tc.update_params(alpha=0.3)  # te_min not given: kept
     assert tc.te_min == 0.7 and tc.params.alpha == 0.3
+
+
+# -- WorkerCore: Alg. 1 bookkeeping ------------------------------------------------------------
+
+
+def test_complete_counts_every_task_and_returns_its_numbers() -> None:
+    w = make()
+    for d in (1, 2, 3, 4):
+        w.submit(task(d), 0.0)
+    outs = []
+    for confidence in (0.95, 0.9, 0.1, 0.2):  # two exits at k = 1, two successors
+        t = w.next_task()
+        assert t is not None
+        out = w.complete(t, confidence, 0.2, 0.0)
+        assert out.task is t and out.confidence == confidence and out.threshold == 0.8
+        outs.append(out)
+    s = w.stats()
+    assert (s.tasks_run, s.continued, s.exits) == (4, 2, {1: 2})
+    nxt = outs[2].next_task
+    assert nxt is not None and nxt.size_bytes == 0  # no next_size_bytes given
+    # the successor is known here: a stray copy of it is a duplicate, not a second task
+    assert w.submit(Task(nxt.key, hops=1), 0.1).status is SubmitStatus.DUPLICATE
+
+
+def test_complete_feeds_the_per_task_compute_estimate() -> None:
+    w = make()
+    w.submit(task(1, k=1), 0.0)
+    w.submit(task(2, k=2), 0.0)
+    for seconds in (0.3, 0.9):
+        t = w.next_task()
+        assert t is not None
+        w.complete(t, 0.99, seconds, 0.0)
+    assert w.compute.gamma(1) == pytest.approx(0.3)
+    assert w.compute.gamma(2) == pytest.approx(0.9)
+
+
+def test_requeued_task_is_not_reclaimed_by_a_stale_accept() -> None:
+    """Taken back from a, started here (no longer reclaimable), then requeued after a failed
+    inference: a's late accept for attempt 0 must not remove the only live copy."""
+    w = make(max_resends=0)
+    t = send_one(w, "a")
+    w.on_ack(t.key, 0, "a", False, 0.1)  # taken back to the head of I_n
+    assert w.next_task() is t
+    w.requeue(t)
+    w.on_ack(t.key, 0, "a", True, 0.2)
+    assert w.locate(t.key) == "input" and w.stats().reclaimed == 0
+
+
+def test_pop_running_error_says_which_task() -> None:
+    w = make()
+    with pytest.raises(ValueError, match=r"Task\(n/1/k=1 a=0 hops=0\) is not running on n"):
+        w.complete(task(1), 0.9, 0.1, 0.0)
+
+
+def test_idle_needs_every_place_empty() -> None:
+    """Each place alone makes the worker busy."""
+    w = make()
+    assert w.idle()
+    w.input.append(task(1))
+    assert not w.idle()
+    w.input.clear()
+    w.output.append(task(2, k=2))
+    assert not w.idle()
+    w.output.clear()
+    w.submit(task(3), 0.0)
+    running = w.next_task()
+    assert running is not None and not w.idle()
+    w.complete(running, 0.99, 0.1, 0.0)
+    assert w.idle()
+    send_one(w, "a")
+    w.input.clear()  # only the ledger entry is left
+    assert not w.idle()
+
+
+def test_report_carries_the_counters_neighbours_need() -> None:
+    w = make()
+    w.submit(task(1), 0.0)
+    w.submit(task(2, source="x", hops=1), 0.0)
+    t = w.next_task()
+    assert t is not None
+    w.complete(t, 0.99, 0.1, 0.0)
+    w.lifecycle_state = "inactive"
+    r = w.report(1.0)
+    assert (r.tasks_accepted, r.tasks_run, r.lifecycle_state) == (2, 1, "inactive")
+
+
+# -- WorkerCore: acks, timeouts, deaths ------------------------------------------------------
+
+
+def test_ack_counters_count_every_ack() -> None:
+    w = make()
+    w.on_neighbor_state(report("b"), 0.0)
+    a_tasks = [send_one(w, "a", 200)]
+    a_tasks.append(send_one(w, "b", 201))
+    w.on_ack(a_tasks[0].key, 0, "a", True, 0.1)
+    w.on_ack(a_tasks[1].key, 0, "b", True, 0.1)
+    assert w.stats().handed_off == 2
+    for _ in range(2):
+        w.on_ack(TaskKey("n", 999, 2), 0, "a", False, 0.2)  # matches nothing
+    assert w.stats().late_acks == 2
+    w.on_neighbor_state(report("a", seq=2, i_m=1), 0.2)  # the handed-off tasks show now
+    w.on_neighbor_state(report("b", seq=2, i_m=1), 0.2)
+    w.output.extend(task(300 + i, k=2) for i in range(3))
+    sends = w.offload_pass(0.2)  # O_n = 3 > I_m = 1 twice: one task each
+    assert sorted(m for m, _ in sends) == ["a", "b"]
+    for m, t in sends:
+        w.on_ack(t.key, 0, m, False, 0.3)
+    assert w.stats().rejected == 2
+
+
+def test_accepted_ack_teaches_the_link_estimate() -> None:
+    """An accepting ack with a clean rtt replaces the prior D_nm by the measured one."""
+    w = make()
+    t = send_one(w, "a")
+    prior = w.link("a").delay(t.size_bytes, 0.5)
+    w.on_ack(t.key, 0, "a", True, 0.5)  # rtt 0.5 s, far above the 1 ms prior
+    assert w.link("a").delay(t.size_bytes, 0.5) > 100 * prior
+
+
+def test_ack_counter_decides_when_the_task_leaves_in_flight() -> None:
+    """m's tasks_accepted in the ack (5) vs in later reports: 4 is not yet, 5 is."""
+    w = make()
+    t = send_one(w, "a")
+    w.on_ack(t.key, 0, "a", True, 0.1, accepted_count=5)
+    w.on_neighbor_state(report("a", seq=2, tasks_accepted=4), 0.2)  # sent before the ack
+    assert w.table.in_flight("a") == 1
+    w.on_neighbor_state(report("a", seq=3, tasks_accepted=5), 0.3)
+    assert w.table.in_flight("a") == 0
+
+
+def test_ack_without_counter_falls_back_to_the_report_time() -> None:
+    """An ack without tasks_accepted is reflected by a report received after it, even if
+    the report carries a counter."""
+    table = NeighborTable("n", "mnv2")
+    table.update(report("a"), 0.0)
+    table.note_sent("a", 0.0)
+    table.note_acked("a", 0.1)
+    table.update(report("a", seq=2, tasks_accepted=0), 0.2)
+    assert table.in_flight("a") == 0
+
+
+def test_declared_death_takes_tasks_back_before_their_ack_timeout() -> None:
+    """Lease 0.5 s, ack timeout 5 s: at 1 s only the death can bring the task back."""
+    w = make(lease=0.5, ledger=OffloadLedger(min_timeout=5.0, timeout_factor=4.0))
+    t = send_one(w, "a")
+    assert w.tick(1.0) == []
+    assert w.locate(t.key) == "input" and w.stats().neighbors_lost == 1
+
+
+def test_every_timeout_is_counted() -> None:
+    w = make(max_resends=0)
+    w.on_neighbor_state(report("b"), 0.0)
+    send_one(w, "a", 200)
+    send_one(w, "b", 201)
+    w.on_neighbor_state(report("a", seq=2), 1.0)
+    w.on_neighbor_state(report("b", seq=2), 1.0)
+    w.tick(1.5)
+    assert w.stats().timeouts == 2
+
+
+def test_take_back_undoes_exactly_one_hop() -> None:
+    w = make()
+    w.input.extend(task(100 + i) for i in range(10))
+    w.output.append(task(5, k=2, hops=2))
+    w.on_neighbor_state(report("a"), 0.0)
+    ((_, t),) = w.offload_pass(0.0)
+    assert t.hops == 3
+    w.on_ack(t.key, 0, "a", False, 0.1)
+    assert t.hops == 2
