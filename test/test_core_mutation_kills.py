@@ -16,6 +16,7 @@ import pytest
 from mdi_exit_ros.core import (
     AckStatus,
     ComputeDelayEstimator,
+    Ewma,
     ExitThresholds,
     FrameLedger,
     LinkDelayEstimator,
@@ -25,6 +26,7 @@ from mdi_exit_ros.core import (
     QueueControlParams,
     RateController,
     ResultStatus,
+    SeenSet,
     SubmitStatus,
     Task,
     TaskKey,
@@ -680,3 +682,178 @@ def test_take_back_undoes_exactly_one_hop() -> None:
     assert t.hops == 3
     w.on_ack(t.key, 0, "a", False, 0.1)
     assert t.hops == 2
+
+
+# -- WorkerCore: offload pass bookkeeping -------------------------------------------------
+
+
+def test_offload_pass_without_neighbours_clears_the_last_decisions() -> None:
+    w = make()
+    w.output.append(task(1, k=2))
+    w.input.append(task(2))
+    w.offload_pass(0.0)
+    assert w.last_decisions == ()
+
+
+def test_every_idle_move_is_counted() -> None:
+    w = make()
+    w.output.extend(task(d, k=2) for d in (1, 2))
+    for _ in range(2):
+        w.offload_pass(0.0)  # I_n empty: head of O_n moves to I_n
+        w.input.clear()
+    assert w.stats().idle_moves == 2
+
+
+# -- estimators ----------------------------------------------------------------------------
+
+
+def link(spread: float = 0.0) -> LinkDelayEstimator:
+    """Exact binary arithmetic: weight 1/2, prior latency 0 and 1 byte/s (slope 1)."""
+    return LinkDelayEstimator(0.0, 1.0, weight=0.5, min_size_spread=spread)
+
+
+def fitted(est: LinkDelayEstimator, samples: list[tuple[int, float]]) -> tuple[float, float]:
+    """Feed (size, rtt) samples and return the fit."""
+    for size, rtt in samples:
+        est.observe(rtt, size, 0.0)
+    fit = est.fit()
+    assert fit is not None
+    return fit
+
+
+def test_fit_needs_spread_strictly_above_the_minimum() -> None:
+    """Sizes 0, 2 at weight 1/2: mean 1, variance exactly 1. With min_size_spread 1 the
+    spread is not *above* the minimum, so the slope comes from my/mx (0.6), not cov/var;
+    with min_size_spread 1/2 the fitted slope cov/var = 0.4 is used."""
+    samples = [(0, 0.2), (2, 1.0)]
+    assert fitted(link(1.0), samples) == pytest.approx((0.0, 0.6))
+    assert fitted(link(0.5), samples) == pytest.approx((0.1, 0.4))
+
+
+def test_fit_uses_small_positive_variance_and_covariance() -> None:
+    """Variance 1/4 and covariance 1/10 (both below 1) still give a fitted slope."""
+    assert fitted(link(), [(0, 0.2), (1, 0.6)]) == pytest.approx((0.1, 0.4))
+
+
+def test_fit_with_zero_covariance_falls_back_to_the_rtt_bound() -> None:
+    """Constant rtt over two sizes: no positive slope, so slope = min(prior, my/mx) = 1."""
+    assert fitted(link(), [(0, 1.0), (2, 1.0)]) == pytest.approx((0.0, 1.0))
+
+
+def test_fit_with_one_small_size_caps_the_slope_by_the_rtt() -> None:
+    """One 1-byte sample of 0.5 s: a 1 byte/s prior would exceed the rtt, so slope 0.5."""
+    assert fitted(link(), [(1, 0.5)]) == pytest.approx((0.0, 0.5))
+
+
+def test_estimator_boundaries_are_accepted() -> None:
+    """Zero prior compute time, zero compute samples and zero staleness are valid."""
+    est = ComputeDelayEstimator(prior=0.0)
+    est.observe(0.0)
+    assert est.gamma() == 0.0
+    LinkDelayEstimator(0.0, 1.0, stale_after=0.0, half_life=0.5, min_size_spread=0.0)
+    LinkDelayEstimator(0.0, 1.0, stale_after=0.5)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Ewma().update(math.nan), "sample must be finite, got nan"),
+        (lambda: ComputeDelayEstimator(prior=-1.0), "prior must be finite and >= 0, got -1"),
+        (
+            lambda: ComputeDelayEstimator().observe(-1.0),
+            "compute seconds must be finite and >= 0, got -1",
+        ),
+        (lambda: LinkDelayEstimator(-1.0), "prior_latency must be finite and >= 0, got -1"),
+        (lambda: LinkDelayEstimator(0.0, 0.0), "prior_bandwidth must be finite and > 0, got 0"),
+        (
+            lambda: LinkDelayEstimator(stale_after=-1.0),
+            "stale_after must be >= 0, got -1",
+        ),
+        (lambda: LinkDelayEstimator(half_life=0.0), "half_life must be > 0, got 0"),
+        (
+            lambda: LinkDelayEstimator(min_size_spread=-1.0),
+            "min_size_spread must be >= 0, got -1",
+        ),
+        (
+            lambda: LinkDelayEstimator().observe(-1.0, 10, 0.0),
+            "rtt must be finite and >= 0, got -1",
+        ),
+        (lambda: LinkDelayEstimator().observe(0.1, -1, 0.0), "size_bytes must be >= 0, got -1"),
+        (lambda: ExitThresholds.uniform(0, 0.5), "num_exits must be >= 1, got 0"),
+        (lambda: ExitThresholds.uniform(3, 0.5).for_exit(4), "exit index 4 out of range 1..3"),
+        (lambda: SeenSet(0), "capacity must be >= 1, got 0"),
+    ],
+)
+def test_validation_errors_say_what_is_wrong(build: object, message: str) -> None:
+    with pytest.raises((ValueError, IndexError), match=message):
+        build()  # type: ignore[operator]
+
+
+def test_smallest_valid_sizes_are_accepted() -> None:
+    assert ExitThresholds.uniform(1, 0.5).num_exits == 1
+    seen = SeenSet(1)
+    seen.add("a")
+    seen.add("b")  # capacity 1: the oldest key goes
+    assert "b" in seen and "a" not in seen
+
+
+# -- offload ledger ----------------------------------------------------------------------------
+
+
+def test_ack_timeout_backoff_is_capped_at_2_to_the_16() -> None:
+    ledger = OffloadLedger(min_timeout=1.0, max_timeout=math.inf)
+    assert ledger.timeout_for(0.0, 16) == 2.0**16
+    assert ledger.timeout_for(0.0, 40) == 2.0**16
+
+
+def test_record_without_link_delay_uses_the_minimum_timeout() -> None:
+    ledger = OffloadLedger(min_timeout=0.5, timeout_factor=4.0)
+    entry = ledger.record(TaskKey("n", 1, 1), 0, "a", None, 10.0)
+    assert entry.deadline == 10.5
+    with pytest.raises(ValueError, match=r"already in flight to a"):
+        ledger.record(TaskKey("n", 1, 1), 1, "b", None, 10.0)
+    assert [e.key for e in ledger] == [TaskKey("n", 1, 1)]  # iteration yields the entries
+
+
+def test_accepted_ack_reports_its_rtt() -> None:
+    ledger = OffloadLedger()
+    ledger.record(TaskKey("n", 1, 1), 0, "a", None, 1.0)
+    res = ledger.ack(TaskKey("n", 1, 1), 0, "a", True, 1.25)
+    assert res.status is AckStatus.ACCEPTED and res.rtt == pytest.approx(0.25)
+
+
+# -- neighbour table ------------------------------------------------------------------------
+
+
+def test_update_says_when_it_stored_a_report() -> None:
+    table = NeighborTable("n", "mnv2")
+    assert table.update(report("a"), 0.0) is True
+    assert table.update(report("a"), 0.1) is False  # same seq: ignored
+    assert table.get("a") is not None and table.get("zz") is None
+
+
+def test_ack_without_a_send_is_not_counted() -> None:
+    table = NeighborTable("n", "mnv2")
+    table.update(report("a"), 0.0)
+    table.note_acked("a", 0.1)
+    assert table.in_flight("a") == 0
+
+
+def test_report_with_exactly_the_acked_count_reflects_the_ack() -> None:
+    table = NeighborTable("n", "mnv2")
+    table.update(report("a"), 0.0)
+    table.note_sent("a", 0.0)
+    table.note_acked("a", 0.1, accepted_count=3)
+    table.update(report("a", seq=2, tasks_accepted=3), 0.05)  # received "before" the ack
+    assert table.in_flight("a") == 0
+
+
+# -- Task ---------------------------------------------------------------------------------------
+
+
+def test_successor_starts_fresh_but_keeps_the_frame_history() -> None:
+    t = Task(TaskKey("s", 4, 1), attempt=3, payload=b"x", size_bytes=500, admitted_at=2.5, hops=2)
+    nxt = t.successor()
+    assert nxt.key == TaskKey("s", 4, 2)
+    assert (nxt.attempt, nxt.payload, nxt.size_bytes) == (0, None, 0)
+    assert (nxt.admitted_at, nxt.hops) == (2.5, 2)
