@@ -857,3 +857,164 @@ def test_successor_starts_fresh_but_keeps_the_frame_history() -> None:
     assert nxt.key == TaskKey("s", 4, 2)
     assert (nxt.attempt, nxt.payload, nxt.size_bytes) == (0, None, 0)
     assert (nxt.admitted_at, nxt.hops) == (2.5, 2)
+
+
+# -- WorkerCore: construction ------------------------------------------------------------------
+
+
+def test_constructor_boundaries_messages_and_defaults() -> None:
+    assert make(t_o=0).t_o == 0  # offload every successor: valid
+    with pytest.raises(ValueError, match="t_o must be >= 0, got -1"):
+        make(t_o=-1)
+    with pytest.raises(ValueError, match="max_resends must be >= 0, got -1"):
+        make(max_resends=-1)
+    w = WorkerCore("n", "mnv2", ExitThresholds.uniform(K, 0.8))  # every default
+    assert w.last_decisions == ()
+    assert w.report(0.0).seq == 1
+    assert w.on_neighbor_state(NeighborReport("n", 0, 0, 0.1, "mnv2", seq=5), 0.0) is False
+    w.output.extend(task(d, k=2) for d in (1, 2))
+    w.input.append(task(3))
+    w.on_neighbor_state(report("a", i_m=1), 0.0)  # probabilistic branch: the RNG is drawn
+    w.offload_pass(0.0)
+    assert len(w.last_decisions) >= 1
+    sent = [e.payload for e in w.ledger.entries()]
+    assert all(w.locate(t.key) == "in_flight" for t in sent)
+
+
+class CountingDraw:
+    """RNG stub that records how often it is drawn."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.draws = 0
+
+    def random(self) -> float:
+        """The fixed value."""
+        self.draws += 1
+        return self.value
+
+
+def test_the_given_rng_drives_the_probabilistic_branch() -> None:
+    for value, sent in ((0.0, 1), (0.999, 0)):
+        rng = CountingDraw(value)
+        w = make(rng=rng)
+        w.output.extend(task(d, k=2) for d in (1, 2))
+        w.input.append(task(3))
+        w.on_neighbor_state(report("a", i_m=1), 0.0)  # O=2 > 1, local 0.1 < remote 0.101
+        assert len(w.offload_pass(0.0)) == sent
+        assert rng.draws == 1
+
+
+def test_report_settle_is_passed_to_the_table() -> None:
+    """With report_settle 1 s, a report 0.1 s after the ack does not yet reflect it."""
+    w = make(report_settle=1.0)
+    t = send_one(w, "a")
+    w.on_ack(t.key, 0, "a", True, 0.1)
+    w.on_neighbor_state(report("a", seq=2), 0.2)
+    assert w.table.in_flight("a") == 1
+    w.on_neighbor_state(report("a", seq=3), 1.2)
+    assert w.table.in_flight("a") == 0
+
+
+def test_learnt_link_delay_is_what_alg2_and_the_ack_timeout_use() -> None:
+    w = make(ledger=OffloadLedger(min_timeout=0.1, timeout_factor=10.0))
+    t = send_one(w, "a")
+    w.on_ack(t.key, 0, "a", True, 0.5)  # rtt 0.5 s: D_nm ~ 0.25 s, far above the prior
+    learnt = w.link("a").delay(1000, 0.5)
+    assert learnt > 0.2
+    w.on_neighbor_state(report("a", seq=2, i_m=1), 0.5)
+    w.output.append(task(300, k=2))
+    w.output.append(task(301, k=2))
+    sends = w.offload_pass(0.5)
+    assert w.last_decisions[0].remote_delay == pytest.approx(learnt + (1 + len(sends)) * 0.1)
+    for _, s in sends:
+        entry = w.ledger.get(s.key)
+        assert entry is not None and entry.deadline == pytest.approx(0.5 + 10 * learnt)
+
+
+# -- WorkerCore: submit receipts and the refused-copy memory -----------------------------------
+
+
+def test_receipts_carry_reason_and_running_accept_count() -> None:
+    w = make()
+    r1 = w.submit(task(1), 0.0)
+    r2 = w.submit(task(1), 0.0)
+    r3 = w.submit(task(2, source="x", hops=1), 0.0)
+    w.lifecycle_state = "inactive"
+    r4 = w.submit(task(3, source="x", hops=1), 0.0)
+    assert [(r.status, r.reason, r.accepted_count) for r in (r1, r2, r3)] == [
+        (SubmitStatus.QUEUED, "", 1),
+        (SubmitStatus.DUPLICATE, "duplicate", 2),
+        (SubmitStatus.QUEUED, "", 3),
+    ]
+    assert (r4.status, r4.reason, r4.accepted_count) == (
+        SubmitStatus.REFUSED,
+        "worker is inactive",
+        3,
+    )
+    assert w.stats().admitted == 1 and w.stats().offloads_received == 1
+
+
+def test_duplicate_refreshes_its_place_in_the_seen_set() -> None:
+    """Capacity 2: seen k1, k2; k1 again (refreshed); k3 evicts k2, so k1 stays known."""
+    w = make(seen_capacity=2)
+    for d in (1, 2):
+        w.submit(task(d, source="x", hops=1), 0.0)
+    assert w.submit(task(1, source="x", hops=1), 0.0).status is SubmitStatus.DUPLICATE
+    w.submit(task(3, source="x", hops=1), 0.0)
+    assert w.submit(task(1, source="x", hops=1), 0.0).status is SubmitStatus.DUPLICATE
+
+
+def refuse(w: WorkerCore, d: int, attempt: int) -> None:
+    """Make ``w`` refuse attempt ``attempt`` of task (x, d, 1) while inactive."""
+    state = w.lifecycle_state
+    w.lifecycle_state = "inactive"
+    assert w.submit(Task(TaskKey("x", d, 1), attempt=attempt, hops=1), 0.0).status is (
+        SubmitStatus.REFUSED
+    )
+    w.lifecycle_state = state
+
+
+def offer(w: WorkerCore, d: int, attempt: int) -> SubmitStatus:
+    """Offer attempt ``attempt`` of task (x, d, 1) to the (active) worker."""
+    return w.submit(Task(TaskKey("x", d, 1), attempt=attempt, hops=1), 0.0).status
+
+
+def test_same_attempt_as_the_refused_one_is_stale() -> None:
+    w = make()
+    refuse(w, 1, 1)
+    assert offer(w, 1, 1) is SubmitStatus.REFUSED
+    assert offer(w, 1, 2) is SubmitStatus.QUEUED
+
+
+def test_first_refusal_of_attempt_0_lets_attempt_1_in() -> None:
+    w = make()
+    refuse(w, 1, 0)
+    assert offer(w, 1, 1) is SubmitStatus.QUEUED
+
+
+def test_refused_memory_keeps_the_highest_attempt() -> None:
+    w = make()
+    refuse(w, 1, 3)
+    assert offer(w, 1, 2) is SubmitStatus.REFUSED  # stale, must not lower the record
+    assert offer(w, 1, 3) is SubmitStatus.REFUSED
+
+
+def test_refused_memory_holds_capacity_entries_and_drops_the_oldest() -> None:
+    w = make(seen_capacity=2)
+    refuse(w, 1, 0)
+    refuse(w, 2, 0)
+    assert offer(w, 1, 0) is SubmitStatus.REFUSED  # both still remembered at capacity
+    refuse(w, 3, 0)  # over capacity: the oldest (2, refreshed 1 is newer) goes
+    assert offer(w, 3, 0) is SubmitStatus.REFUSED
+    assert offer(w, 2, 0) is SubmitStatus.QUEUED
+
+
+def test_accepting_a_task_forgets_its_refusal() -> None:
+    """Capacity 2: refused 2 and 1, then 1 accepted (forgotten); refusing 3 keeps 2."""
+    w = make(seen_capacity=2)
+    refuse(w, 2, 0)
+    refuse(w, 1, 0)
+    assert offer(w, 1, 1) is SubmitStatus.QUEUED
+    refuse(w, 3, 0)
+    assert offer(w, 2, 0) is SubmitStatus.REFUSED
