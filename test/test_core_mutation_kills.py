@@ -38,7 +38,12 @@ from mdi_exit_ros.core import (
     offload_probability,
 )
 from mdi_exit_ros.core.neighbors import NeighborTable
-from mdi_exit_ros.core.offload import NeighborView, OffloadSelector
+from mdi_exit_ros.core.offload import (
+    NeighborView,
+    OffloadBranch,
+    OffloadSelector,
+    offload_rule,
+)
 
 K = 3
 
@@ -1018,3 +1023,75 @@ def test_accepting_a_task_forgets_its_refusal() -> None:
     assert offer(w, 1, 1) is SubmitStatus.QUEUED
     refuse(w, 3, 0)
     assert offer(w, 2, 0) is SubmitStatus.REFUSED
+
+
+# -- exit policy, ledger and table validation -------------------------------------------------
+
+
+def test_exit_thresholds_normalise_and_accept_one() -> None:
+    th = ExitThresholds([1, 0])  # type: ignore[arg-type]
+    assert isinstance(th.values, tuple) and th.values == (1.0, 0.0)
+    assert all(type(v) is float for v in th.values)
+    with pytest.raises(ValueError, match=r"ExitThresholds needs at least one exit \(K >= 1\)"):
+        ExitThresholds(())
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Ewma(weight=0.0), r"weight must be in \(0, 1\], got 0"),
+        (lambda: OffloadLedger(min_timeout=0.0), "min_timeout must be finite and > 0, got 0"),
+        (
+            lambda: OffloadLedger(timeout_factor=-1.0),
+            "timeout_factor must be finite and > 0, got -1",
+        ),
+        (
+            lambda: OffloadLedger(timeout_factor=0.0),
+            "timeout_factor must be finite and > 0, got 0",
+        ),
+        (
+            lambda: OffloadLedger(min_timeout=2.0, max_timeout=1.0),
+            r"max_timeout must be >= min_timeout \(1.0 < 2.0\)",
+        ),
+        (lambda: NeighborTable("n", "m", lease=0.0), "lease must be finite and > 0, got 0"),
+        (
+            lambda: NeighborTable("n", "m", report_settle=-1.0),
+            "report_settle must be >= 0, got -1",
+        ),
+    ],
+)
+def test_more_validation_errors_say_what_is_wrong(build: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()  # type: ignore[operator]
+
+
+def test_validation_boundaries_that_are_valid() -> None:
+    assert OffloadLedger(min_timeout=1.0, max_timeout=1.0).timeout_for(0.0, 3) == 1.0
+    assert NeighborTable("n", "m", lease=0.5).lease == 0.5
+    assert ExitThresholds.uniform(2, 1.0).for_exit(1) == 1.0
+
+
+# -- Alg. 2 rule: every branch reports its numbers ---------------------------------------------
+
+
+class Draw:
+    """RNG stub returning a fixed value."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        """The fixed value."""
+        return self.value
+
+
+def test_offload_rule_reports_neighbour_and_delays_in_every_branch() -> None:
+    det = offload_rule(5, 10, 1.0, 1, 1.0, 0.5, Draw(0.9), neighbor="a")
+    assert (det.neighbor, det.branch, det.offload) == ("a", OffloadBranch.DETERMINISTIC, True)
+    prob = offload_rule(5, 1, 1.0, 1, 1.0, 0.5, Draw(0.9), neighbor="b")
+    assert (prob.neighbor, prob.branch, prob.offload) == ("b", OffloadBranch.PROBABILISTIC, False)
+    assert (prob.local_delay, prob.remote_delay) == (1.0, 1.5)
+    keep = offload_rule(1, 10, 1.0, 1, 1.0, 0.5, Draw(0.0), neighbor="c")
+    assert (keep.neighbor, keep.branch, keep.offload) == ("c", OffloadBranch.KEEP, False)
+    assert keep.offload is False and (keep.local_delay, keep.remote_delay) == (10.0, 1.5)
+    assert offload_rule(1, 1, 1.0, 1, 1.0, 0.0, Draw(0.0)).neighbor == ""
