@@ -1112,3 +1112,16 @@ def test_offload_rule_reports_neighbour_and_delays_in_every_branch() -> None:
     assert (keep.neighbor, keep.branch, keep.offload) == ("c", OffloadBranch.KEEP, False)
     assert keep.offload is False and (keep.local_delay, keep.remote_delay) == (10.0, 1.5)
     assert offload_rule(1, 1, 1.0, 1, 1.0, 0.0, Draw(0.0)).neighbor == ""
+
+
+def test_evicted_frame_releases_its_aliases() -> None:
+    """Capacity 1: closing frame 2 evicts frame 1, whose alias 10 becomes free again."""
+    fl = FrameLedger(completed_capacity=1)
+    fl.admit(1, 0.0)
+    fl.readmit(1, 10, 0.5)
+    assert fl.result(10, 1.0) is ResultStatus.FIRST
+    fl.admit(2, 1.0)
+    fl.result(2, 1.5)  # frame 1 leaves the closed window
+    assert fl.frame_of(10) == 10
+    fl.admit(10, 2.0)  # a new frame may use the id
+    assert fl.result(10, 2.5) is ResultStatus.FIRST
