@@ -366,3 +366,82 @@ def test_long_random_runs_with_crashes() -> None:
     for key in ("handed_off", "neighbors_lost", "taken_back", "resends", "evacuated"):
         assert totals[key] > 0, key
     assert readmitted > 0 and duplicates > 0  # end-to-end recovery was needed and counted
+
+
+class LapseSim(Sim):
+    """Leases lapse and receivers are declared dead, but nobody crashes and nothing is
+    re-admitted, so a task a worker drops is gone for good and fails the run.
+
+    In crash mode the source re-admits overdue frames, which hides any loss inside the
+    workers (a dropped task just becomes a re-admission). Here every way a task comes back
+    to its sender runs (refusals, ack timeouts after re-sends, declared deaths of live but
+    silent receivers, evacuation); a task may then run twice, never zero times.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(strict=False, seed=seed)
+
+    def new_worker(self, name: str) -> WorkerCore:
+        self.seed += 1
+        return WorkerCore(
+            name,
+            "m",
+            ExitThresholds.uniform(K, 0.7),
+            rng=random.Random(self.seed),
+            t_o=10,
+            lease=1.0,
+            max_resends=2,
+            ledger=OffloadLedger(min_timeout=0.5, timeout_factor=4.0, max_timeout=4.0),
+            link_factory=lambda: LinkDelayEstimator(0.01, 1e6),
+        )
+
+    def op_crash(self, x: int) -> None:
+        """No crashes: they lose tasks legitimately."""
+
+    def op_restart(self, x: int) -> None:
+        """Nothing crashed, so nothing restarts."""
+
+    def op_readmit(self, x: int) -> None:
+        """No re-admission: it would hide a lost task."""
+
+    def op_drop(self, x: int) -> None:
+        if self.net and self.net[x % len(self.net)].kind != "result":
+            self.net.pop(x % len(self.net))  # results reach the source; tasks/acks may not
+
+    def check_no_loss(self) -> None:
+        """Every frame that has not exited has a copy somewhere or a ledger entry."""
+        held: Counter[int] = Counter()
+        for w in self.workers.values():
+            for _, task in w.held():
+                held[task.data_id] += 1
+        for d in self.admitted:
+            assert self.exits[d] or held[d] >= 1, f"frame {d} lost"
+
+
+def run_lapse(ops: list[tuple[str, int]], seed: int = 0) -> LapseSim:
+    sim = LapseSim(seed)
+    for name, x in ops:
+        getattr(sim, f"op_{name}")(x)
+        sim.check_no_loss()
+    sim.settle()  # raises "did not settle" if a frame never exits
+    c = sim.frames.counters()
+    assert c["readmitted"] == 0
+    assert c["pending"] == 0 and c["completed"] == c["admitted"] == len(sim.admitted)
+    assert all(sim.exits[d] >= 1 for d in sim.admitted)
+    return sim
+
+
+@settings(max_examples=100, deadline=None)
+@given(ops_st)
+def test_no_task_lost_when_leases_lapse_without_readmission(ops: list[tuple[str, int]]) -> None:
+    run_lapse(ops)
+
+
+def test_long_random_runs_with_lapsing_leases_lose_nothing() -> None:
+    totals: Counter[str] = Counter()
+    for seed in range(8):
+        sim = run_lapse(random_ops(2000 + seed, 800), seed)
+        totals.update(sim.stat_totals())
+    # deaths were declared while tasks were unacked, and evacuations and re-sends ran
+    for key in ("neighbors_lost", "taken_back", "resends", "evacuated", "rejected"):
+        assert totals[key] > 0, key
