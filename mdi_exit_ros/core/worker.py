@@ -32,6 +32,7 @@ from .offload import NeighborView, OffloadDecision, OffloadSelector, RandomSourc
 from .task import Task, TaskKey
 
 DEFAULT_MAX_RESENDS = 3  # re-sends to the same live receiver before taking a task back
+DEFAULT_CUSTODY_TIMEOUT = 120.0  # s a handed-off task is kept for re-issue (see on_done)
 
 
 class SubmitStatus(enum.Enum):
@@ -120,6 +121,9 @@ class WorkerStats:
     requeued: int  # running tasks put back by the caller (inference failed)
     evacuated: int  # queued tasks sent to neighbours by ``evacuate``
     circled_back: int  # tasks that came back while we still awaited their ack
+    in_custody: int  # tasks handed off and accepted, kept until the receiver says done
+    reissued: int  # of those, taken back because their receiver died before it was done
+    custody_expired: int  # kept longer than custody_timeout and forgotten
 
 
 @dataclass
@@ -146,6 +150,8 @@ class _Counters:
     evacuated: int = 0
     circled_back: int = 0
     accepted_total: int = 0
+    reissued: int = 0
+    custody_expired: int = 0
 
 
 class WorkerCore:
@@ -211,6 +217,12 @@ class WorkerCore:
         self._seen_capacity = seen_capacity
         self._refused: OrderedDict[TaskKey, int] = OrderedDict()
         self._taken_back: dict[TaskKey, tuple[str, int]] = {}  # key -> (receiver, attempt)
+        # Custody (see `on_done`): tasks we handed off, kept until their receiver is done
+        # with them; and, per frame, the sender of the task we accepted, to tell when we are.
+        self._custody: OrderedDict[TaskKey, tuple[InFlight, float]] = OrderedDict()
+        self._origin: OrderedDict[tuple[str, int], tuple[str, TaskKey, int]] = OrderedDict()
+        self._done: list[tuple[str, TaskKey, int]] = []
+        self.custody_timeout = DEFAULT_CUSTODY_TIMEOUT
         self._seq = 0
         self._c = _Counters()
         self.last_decisions: tuple[OffloadDecision, ...] = ()  # last Alg. 2 evaluation
@@ -277,7 +289,8 @@ class WorkerCore:
 
     # -- tasks in ---------------------------------------------------------------------------
 
-    def submit(self, task: Task, now: float, model_id: str | None = None) -> Receipt:
+    def submit(self, task: Task, now: float, model_id: str | None = None,
+               sender: str | None = None) -> Receipt:
         """Queue a task at the input tail: a frame admitted here or a task from a neighbour.
 
         Duplicates are recognised first (by source, data_id, task_index), so a re-sent task
@@ -321,6 +334,12 @@ class WorkerCore:
         self._refused.pop(dkey, None)
         self._seen.add(dkey)
         self.input.append(task)
+        if sender is not None and sender != self.worker_id:
+            frame = (task.source, task.data_id)
+            self._origin[frame] = (sender, dkey, task.attempt)
+            self._origin.move_to_end(frame)
+            while len(self._origin) > self._seen_capacity:
+                self._origin.popitem(last=False)
         if task.hops > 0:
             self._c.offloads_received += 1
         else:
@@ -398,6 +417,7 @@ class WorkerCore:
         threshold = thresholds.for_exit(k)  # T_e^k
         if should_exit(confidence, threshold, is_last=k >= self.num_exits):  # Alg. 1, line 5
             self._c.exits[k] = self._c.exits.get(k, 0) + 1
+            self._release_origin(task.source, task.data_id)  # the frame ends here
             # Alg. 1, line 6: the caller sends the classifier output to the source
             return Outcome(OutcomeKind.EXIT, task, confidence, threshold, exit_index=k)
         nxt = task.successor()  # tau_{k+1}(d)
@@ -493,6 +513,8 @@ class WorkerCore:
             self.table.note_acked(receiver, now, accepted_count)
             self._seen.discard(entry.payload.key)  # it left: may come back legitimately
             self._c.handed_off += 1
+            self._custody[key] = (entry, now)  # kept until the receiver is done with it
+            self._release_origin(key.source, key.data_id)  # the frame is in other hands
         elif res.status is AckStatus.REJECTED:
             assert entry is not None
             self.table.note_returned(receiver)
@@ -538,8 +560,48 @@ class WorkerCore:
 
     def _receiver_dead(self, neighbor: str) -> list[Task]:
         entries = self.ledger.receiver_dead(neighbor)
+        held = [key for key, (entry, _) in self._custody.items() if entry.receiver == neighbor]
+        custody = [self._custody.pop(key)[0] for key in held]
         self._c.neighbors_lost += 1
-        return self._take_back(entries)
+        self._c.reissued += len(custody)
+        return self._take_back(entries + custody)
+
+    # -- custody ----------------------------------------------------------------------------
+
+    def on_done(self, key: TaskKey, receiver: str) -> bool:
+        """The receiver of a task we handed off is done with it: forget our copy.
+
+        Done means its frame exited there, or a later task of the frame was accepted by
+        another worker (which then holds the frame, and a copy sits with the receiver).
+        Until then we keep the task, and if the receiver dies we take it back and run it
+        again (``_receiver_dead``), so a frame is not lost with the robot that held it.
+        Returns False for a notice matching nothing we hold (late, or from another worker).
+        """
+        held = self._custody.get(key)
+        if held is None or held[0].receiver != receiver:
+            return False
+        del self._custody[key]
+        return True
+
+    def _release_origin(self, source: str, data_id: int) -> None:
+        """The frame left this worker's hands: tell whoever sent it to us (`take_done`)."""
+        origin = self._origin.pop((source, data_id), None)
+        if origin is not None:
+            self._done.append(origin)
+
+    def take_done(self) -> list[tuple[str, TaskKey, int]]:
+        """Done notices to send: (sender, task key, attempt) of tasks we are done with."""
+        done, self._done = self._done, []
+        return done
+
+    def _expire_custody(self, now: float) -> None:
+        """Forget copies kept longer than custody_timeout (the source's deadline covers them)."""
+        while self._custody:
+            key, (_, since) = next(iter(self._custody.items()))
+            if now - since <= self.custody_timeout:
+                break
+            del self._custody[key]
+            self._c.custody_expired += 1
 
     def tick(self, now: float) -> list[tuple[str, Task]]:
         """Lease expiry and ack timeouts; returns re-sends (neighbour, task) to transmit.
@@ -552,6 +614,7 @@ class WorkerCore:
         """
         for neighbor in self.table.expire(now):
             self._receiver_dead(neighbor)
+        self._expire_custody(now)
         resends: list[tuple[str, Task]] = []
         give_up: list[InFlight] = []
         for entry in self.ledger.expired(now):
@@ -699,4 +762,7 @@ class WorkerCore:
             requeued=c.requeued,
             evacuated=c.evacuated,
             circled_back=c.circled_back,
+            in_custody=len(self._custody),
+            reissued=c.reissued,
+            custody_expired=c.custody_expired,
         )

@@ -368,6 +368,7 @@ class WorkerNode(LifecycleNode):
         if outcome.exited:
             self.deliver_exit(self.exit_result(task, payload, run.logits, run.confidence))
         self.send_tasks(sends)
+        self._send_done()  # after the exit went out: the sender may forget its copy now
 
     def _task_failed(self, task: core.Task, exc: Exception) -> None:
         key = (task.key, task.attempt)
@@ -460,7 +461,7 @@ class WorkerNode(LifecycleNode):
                                  attempt=msg.attempt, payload=Payload(msg.header, msg.tensor),
                                  size_bytes=len(msg.tensor.data), admitted_at=now,
                                  hops=msg.hops, exit_thresholds=thresholds)
-                receipt = self.core.submit(task, now, model_id=msg.model_id)
+                receipt = self.core.submit(task, now, model_id=msg.model_id, sender=msg.sender)
                 reason = receipt.reason
             else:
                 self._refused_bad_tensor += 1
@@ -494,11 +495,25 @@ class WorkerNode(LifecycleNode):
         with self.lock:
             if self.core is None:
                 return
-            self.core.on_ack(core.TaskKey(msg.source, msg.data_id, msg.task_index),
-                             msg.attempt, msg.receiver, msg.accepted, now, msg.tasks_accepted)
+            key = core.TaskKey(msg.source, msg.data_id, msg.task_index)
+            if msg.done:
+                self.core.on_done(key, msg.receiver)
+                return
+            self.core.on_ack(key, msg.attempt, msg.receiver, msg.accepted, now,
+                             msg.tasks_accepted)
             sends = self.core.offload_pass(now) if self.active else []
         self.send_tasks(sends)
+        self._send_done()
         self._wake.set()
+
+    def _send_done(self) -> None:
+        """Tell senders which of their tasks this worker is done with (custody, see core)."""
+        with self.lock:
+            done = self.core.take_done() if self.core is not None else []
+        for sender, key, attempt in done:
+            ack = TaskAck(receiver=self.worker_id, source=key.source, data_id=key.data_id,
+                          task_index=key.task_index, attempt=attempt, accepted=True, done=True)
+            self._links.send(sender, ack, ACK_BYTES)
 
     def _on_neighbor_state(self, msg: NeighborState) -> None:
         if msg.worker == self.worker_id:
@@ -529,6 +544,7 @@ class WorkerNode(LifecycleNode):
             sends = self.core.offload_pass(now) if self.active else []
             handoff = not self.active and bool(self.core.input or self.core.output)
         self.send_tasks(resends + sends)
+        self._send_done()
         self._peers.flush()
         if handoff:
             self._hand_off_queued()
