@@ -557,3 +557,56 @@ def test_a_killed_robot_leaves_the_fleet_running_and_comes_back_with_respawn(
     log = (log_dir / "robot3.log").read_text()
     assert log.count("$ ") == 2 and "--- [fleet] restart 1" in log  # one log, both runs
     _assert_all_gone(_child_pids(text))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_fleet_split_over_two_processes_with_only_works_as_one(tmp_path: Path) -> None:
+    """Two `mdi-exit fleet mesh3 --only ...` processes on one domain, as on two computers:
+    robot1 (the source, 50x slower) in one, robot2 and robot3 in the other. robot1 offloads
+    across to the other process's robots, and each summary covers its own robots only."""
+    from fleet_harness import Driver
+
+    images = image_folder(tmp_path / "images")
+    common = ["--set", "*.stats_period=0.5", "--startup-timeout", "150"]
+    a = _run(["mesh3", "--only", "robot1", "--rate", "20", "--dataset", f"folder:{images}",
+              "--set", "robot1.compute_slowdown=50", "--log-dir", str(tmp_path / "a"), *common])
+    b = _run(["mesh3", "--only", "robot3,robot2", "--log-dir", str(tmp_path / "b"), *common])
+    out_a, out_b = _Lines(a), _Lines(b)
+    driver = Driver()
+
+    def tasks_run(robot: str) -> int:
+        st = driver.stats.get(robot)
+        return int(st.tasks_run) if st is not None else 0
+
+    def fail(what: str) -> str:
+        return (f"{what}\n--- A\n{out_a.text()}\n--- B\n{out_b.text()}"
+                + _logs(tmp_path / "a") + _logs(tmp_path / "b"))
+
+    try:
+        for out in (out_a, out_b):
+            assert out.wait_for(r"running until Ctrl-C", 240), fail("a fleet did not start")
+        assert "this process runs only robot1" in out_a.text()
+        assert "started /robot2/worker" not in out_a.text()
+        assert "started /robot1/" not in out_b.text()  # neither robot1 nor its player
+        assert driver.spin_until(lambda: tasks_run("robot2") > 0 and tasks_run("robot3") > 0,
+                                 120), fail("robot1 did not offload to the other process")
+        for proc in (a, b):
+            proc.send_signal(signal.SIGINT)
+        for proc in (a, b):
+            proc.wait(timeout=90)
+        out_a.wait_for(r"exit code \d+$", 10)
+        out_b.wait_for(r"exit code \d+$", 10)
+    finally:
+        driver.close()
+        stop_all([a, b], timeout=20)
+    assert a.returncode == 0 and b.returncode == 0, fail("exit codes")
+    text_a, text_b = out_a.text(), out_b.text()
+    assert "SUMMARY mesh3: 1 workers reported, sources robot1" in text_a
+    assert "  robots here        robot1 (only these; robot2, robot3 run elsewhere)" in text_a
+    assert re.search(r"offloads\s+.*robot1->robot2: [1-9]", text_a), text_a
+    assert _summary_number(text_a, "classified") > 0
+    assert "SUMMARY mesh3: 2 workers reported, sources -" in text_b
+    assert "  robots here        robot2, robot3 (only these; robot1 run elsewhere)" in text_b
+    assert re.search(r"tasks run\s+robot2: [1-9]\d*, robot3: [1-9]", text_b), text_b
+    _assert_all_gone(_child_pids(text_a) + _child_pids(text_b))
