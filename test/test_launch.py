@@ -342,3 +342,72 @@ def test_mesh3_launch_runs_and_stops_cleanly(tmp_path: Path) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+
+
+_RUNNER = (
+    "import sys, launch\n"
+    "from launch.launch_description_sources import AnyLaunchDescriptionSource\n"
+    "args = sys.argv[2:]\n"
+    "ls = launch.LaunchService(argv=args, noninteractive=True)\n"
+    "ls.include_launch_description(launch.LaunchDescription([\n"
+    "    launch.actions.IncludeLaunchDescription(AnyLaunchDescriptionSource(sys.argv[1]),\n"
+    "        launch_arguments=[tuple(a.split(':=', 1)) for a in args])]))\n"
+    "sys.exit(ls.run())\n")
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_robot_launch_runs_one_robot_per_launch(tmp_path: Path) -> None:
+    """Two robots of one topology from two `robot.launch.py` runs, as on two computers: the
+    source (50x slower, so it offloads) with its player in one, the helper in the other. Both
+    come up active, and the helper runs the source's tasks across the launches."""
+    _need_launch()
+    from ament_index_python.packages import get_package_share_directory
+    from fleet_harness import Driver
+
+    launch_file = Path(get_package_share_directory("mdi_exit_ros")) / "launch" / "robot.launch.py"
+    images = _image_folder(tmp_path / "images")
+    topology = tmp_path / "pair.yaml"
+    topology.write_text("name: pair\nworkers: [robot1, robot2]\nsources: [robot1]\n"
+                        "links: full\nparameters:\n  robot1: {compute_slowdown: 50.0}\n"
+                        f"player: {{dataset: 'folder:{images}', rate: 20.0}}\n")
+    procs, logs = {}, {}
+    for robot in ("robot1", "robot2"):
+        logs[robot] = tmp_path / f"launch_{robot}.log"
+        with open(logs[robot], "w") as log:
+            procs[robot] = subprocess.Popen(
+                [sys.executable, "-P", "-c", _RUNNER, str(launch_file),
+                 f"topology:={topology}", f"robot:={robot}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    driver = Driver()
+
+    def text() -> str:
+        return "\n".join(f"--- {r}\n{p.read_text()}" for r, p in logs.items())
+
+    try:
+        assert driver.spin_until(lambda: all(
+            r in driver.stats and driver.stats[r].lifecycle_state == "active"
+            for r in ("robot1", "robot2")), 180), text()
+        assert driver.spin_until(lambda: driver.stats["robot2"].tasks_run > 0, 120), text()
+        for proc in procs.values():
+            proc.send_signal(signal.SIGINT)
+        for proc in procs.values():
+            assert proc.wait(timeout=60) == 0, text()
+    finally:
+        driver.close()
+        for proc in procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+    one, two = logs["robot1"].read_text(), logs["robot2"].read_text()
+    assert "started here: robot1" in one and "started here: robot2" in two
+    # robot1's launch: its source and its player; robot2's: its worker only
+    assert len(re.findall(r"process started with pid", one)) == 2, one
+    assert "image_player" in one
+    assert len(re.findall(r"process started with pid", two)) == 1, two
+    assert "image_player" not in two
+    assert "/robot1/worker configured, activating" in one
+    assert "/robot2/worker configured, activating" in two
+    assert one.count("configured, activating") == two.count("configured, activating") == 1

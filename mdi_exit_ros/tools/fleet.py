@@ -9,6 +9,10 @@ children (each runs in a session of its own), and prints a SUMMARY gathered from
 
     mdi-exit fleet mesh3 --duration 60
     mdi-exit fleet config/topologies/mesh5.yaml --set robot2.compute_slowdown=2.0 --monitor
+    mdi-exit fleet mesh5 --only robot3,robot4 --respawn   # part of a fleet, on this computer
+
+A node that exits while the fleet runs is a departure: logged, counted in the summary, and
+restarted to active with --respawn; the rest of the fleet goes on.
 """
 
 from __future__ import annotations
