@@ -170,6 +170,10 @@ def test_only_starts_the_named_robots_with_their_topology_neighbours() -> None:
     assert [s.executable for s in o.workers] == ["source", "worker"]
     assert [p.full_name for p in o.players] == ["/robot1/image_player"]
     assert parse_options(["mesh5"]).robots == tuple(f"robot{i}" for i in range(1, 6))
+    o = parse_options(["mesh5", "--only", "robot3", "--set", "robot2.compute_slowdown=2",
+                       "--set", "*.torch_threads=1"])
+    assert o.warnings == ["--set for robot2 ignored: not started here (--only)"]
+    assert o.workers[0].parameters["torch_threads"] == 1
 
 
 def test_select_robots_names_every_unknown_robot() -> None:

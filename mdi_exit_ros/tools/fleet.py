@@ -139,6 +139,9 @@ def parse_options(argv: list[str]) -> Options:
     workers = fleet_spec.worker_specs(topology, a.model, overrides, a.camera_topic, robots)
     players = [] if (a.no_player or a.camera_topic) else \
         fleet_spec.player_specs(topology, a.dataset, a.rate, robots)
+    elsewhere = sorted({o.worker for o in overrides} - {"*", *robots})
+    if elsewhere:
+        warnings.append(f"--set for {', '.join(elsewhere)} ignored: not started here (--only)")
     if (a.no_player or a.camera_topic) and (a.dataset or a.rate is not None):
         warnings.append("--dataset/--rate ignored: no image player is started")
     return Options(topology=topology, robots=robots, workers=workers, players=players,
