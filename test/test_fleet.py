@@ -614,3 +614,54 @@ def test_a_fleet_split_over_two_processes_with_only_works_as_one(tmp_path: Path)
     assert "  robots here        robot2, robot3 (only these; robot1 run elsewhere)" in text_b
     assert re.search(r"tasks run\s+robot2: [1-9]\d*, robot3: [1-9]", text_b), text_b
     _assert_all_gone(_child_pids(text_a) + _child_pids(text_b))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_restart_that_fails_leaves_the_robot_gone_and_the_fleet_running(
+        tmp_path: Path) -> None:
+    """robot2's model file disappears after start-up, so its restart cannot configure: the
+    fleet says why, gives up after its one restart, runs on with robot1 and ends with 3."""
+    import shutil
+
+    from fleet_harness import Driver
+
+    from mdi_exit_ros.model.checkpoint import shipped_path
+
+    model = tmp_path / "robot2_model.safetensors"
+    shutil.copy(shipped_path("fmnist_cnn_ee"), model)
+    log_dir = tmp_path / "logs"
+    proc = _run(["mesh2", "--no-player", "--respawn", "1", "--set", f"robot2.model={model}",
+                 "--set", "*.stats_period=0.5", "--startup-timeout", "120",
+                 "--log-dir", str(log_dir)])
+    out = _Lines(proc)
+    driver = Driver()
+
+    def fail(what: str) -> str:
+        return f"{what}\n{out.text()}{_logs(log_dir)}"
+
+    try:
+        assert out.wait_for(r"running until Ctrl-C", 240), fail("the fleet did not start")
+        pid = int(out.wait_for(r"started /robot2/worker \(worker, pid (\d+)\)", 1).group(1))
+        model.unlink()
+        os.kill(pid, signal.SIGKILL)
+        assert out.wait_for(r"restart 1/1 of /robot2/worker failed: configure of "
+                            r"/robot2/worker failed \(the node refused it\)", 150), fail("")
+        assert out.wait_for(r"/robot2/worker stays gone: restart 1/1 failed", 60), fail("")
+        assert proc.poll() is None, fail("the fleet ended")
+        # robot1 runs on: its stats keep coming, stamped after robot2 gave up
+        gave_up = time.time()
+        assert driver.spin_until(lambda: "robot1" in driver.stats and (
+            driver.stats["robot1"].header.stamp.sec > gave_up), 30), fail("robot1 is silent")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=90)
+        out.wait_for(r"exit code \d+$", 10)
+    finally:
+        driver.close()
+        stop_all([proc], timeout=20)
+    text = out.text()
+    assert proc.returncode == fleet.EXIT_DEGRADED, fail("wrong exit code")
+    assert re.search(r"^  robots that left   /robot2/worker at [\d.]+ s \(exit code -9\), "
+                     r"restart 1/1 failed$", text, re.M), text
+    assert f"cannot load model '{model}'" in (log_dir / "robot2.log").read_text()
+    _assert_all_gone(_child_pids(text))

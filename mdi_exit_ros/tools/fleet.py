@@ -596,9 +596,9 @@ class Fleet:
         while self.restarts[spec.label] < limit and not self.stopping():
             self.restarts[spec.label] += 1
             n = self.restarts[spec.label]
-            self.say(f"restarting {spec.full_name} (restart {n}/{limit})")
             new = start_child(spec, self.opts, self.log_dir, restart=n)
             self.children.append(new)
+            self.say(f"restarting {spec.full_name} (restart {n}/{limit}, pid {new.proc.pid})")
             try:
                 if spec.lifecycle:
                     self.bring_up([new], time.monotonic() + self.opts.startup_timeout)
