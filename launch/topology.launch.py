@@ -3,6 +3,10 @@
     ros2 launch mdi_exit_ros topology.launch.py topology:=mesh3
     ros2 launch mdi_exit_ros topology.launch.py topology:=/path/to/fleet.yaml model:=my_model
     ros2 launch mdi_exit_ros topology.launch.py use_camera:=true image_topic:=/camera/image_raw
+    ros2 launch mdi_exit_ros topology.launch.py topology:=mesh5 robots:=robot1,robot2
+
+`robots` (comma-separated, empty = all) starts only those robots of the topology, for a fleet
+spread over several computers; robot.launch.py is the one-robot form of it.
 
 Each robot gets the node /<robot>/worker (executable `source` for the topology's sources,
 `worker` otherwise) with parameters [params_file, model, the topology's per-worker values].
@@ -85,6 +89,7 @@ def _start_once_active(source: LifecycleNode, player: Node) -> RegisterEventHand
 def _launch_fleet(context: LaunchContext) -> list:
     """Read the topology and describe its nodes (runs when the launch is executed)."""
     topology = load_topology(resolve_topology(LaunchConfiguration("topology").perform(context)))
+    robots = fleet_spec.select_robots(topology, LaunchConfiguration("robots").perform(context))
     model = LaunchConfiguration("model").perform(context).strip() or None
     params_file = LaunchConfiguration("params_file").perform(context).strip()
     use_camera = _flag(context, "use_camera", False)
@@ -101,7 +106,8 @@ def _launch_fleet(context: LaunchContext) -> list:
 
     actions: list = [LogInfo(msg=f"MDI-Exit topology {topology.name}: workers "
                                  f"{', '.join(topology.workers)}, sources "
-                                 f"{', '.join(topology.sources)}")]
+                                 f"{', '.join(topology.sources)}; started here: "
+                                 f"{', '.join(robots)}")]
     base: list = []
     if params_file:
         if os.path.isfile(params_file):
@@ -110,8 +116,9 @@ def _launch_fleet(context: LaunchContext) -> list:
             actions.append(LogInfo(msg=f"params_file {params_file} not found: workers start "
                                        "with their built-in defaults"))
     workers = fleet_spec.worker_specs(topology, model,
-                                      camera_topic=image_topic if use_camera else None)
-    players = {p.robot: p for p in fleet_spec.player_specs(topology, dataset, rate)}
+                                      camera_topic=image_topic if use_camera else None,
+                                      robots=robots)
+    players = {p.robot: p for p in fleet_spec.player_specs(topology, dataset, rate, robots)}
     for spec in workers:
         node = LifecycleNode(
             package=fleet_spec.PACKAGE, executable=spec.executable, name=spec.name,
@@ -132,6 +139,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "topology", default_value="mesh3",
             description="Shipped topology (mesh2, mesh3, circular3, mesh5) or a YAML path"),
+        DeclareLaunchArgument(
+            "robots", default_value="",
+            description="Comma-separated robots of the topology to start on this machine "
+                        "(e.g. robot1,robot2); empty = all"),
         DeclareLaunchArgument(
             "model", default_value="",
             description="Model of every worker (shipped name or checkpoint); empty = "

@@ -159,6 +159,32 @@ def test_player_and_camera_options(tmp_path: Path) -> None:
     assert parse_options(["mesh2", "--no-player"]).players == []
 
 
+def test_only_starts_the_named_robots_with_their_topology_neighbours() -> None:
+    o = parse_options(["mesh5", "--only", "robot3"])
+    assert o.robots == ("robot3",)
+    assert [(s.full_name, s.executable) for s in o.workers] == [("/robot3/worker", "worker")]
+    assert o.workers[0].parameters["neighbors"] == ["robot1", "robot2", "robot4", "robot5"]
+    assert o.players == []  # robot3 is no source: its player runs with robot1, elsewhere
+    o = parse_options(["mesh5", "--only", "robot2,robot1"])
+    assert o.robots == ("robot1", "robot2")  # the topology's order
+    assert [s.executable for s in o.workers] == ["source", "worker"]
+    assert [p.full_name for p in o.players] == ["/robot1/image_player"]
+    assert parse_options(["mesh5"]).robots == tuple(f"robot{i}" for i in range(1, 6))
+    o = parse_options(["mesh5", "--only", "robot3", "--set", "robot2.compute_slowdown=2",
+                       "--set", "*.torch_threads=1"])
+    assert o.warnings == ["--set for robot2 ignored: not started here (--only)"]
+    assert o.workers[0].parameters["torch_threads"] == 1
+
+
+def test_select_robots_names_every_unknown_robot() -> None:
+    topo = load_topology(resolve_topology("mesh3"))
+    assert fleet_spec.select_robots(topo, " robot3 , robot1") == ("robot1", "robot3")
+    assert fleet_spec.select_robots(topo, None) == fleet_spec.select_robots(topo, "")
+    with pytest.raises(TopologyError, match=r"'robot7', 'x' are not robots of topology "
+                                            r"'mesh3' \(robot1, robot2, robot3\)"):
+        fleet_spec.select_robots(topo, ["robot1", "robot7", "x"])
+
+
 def test_custom_topology_file(tmp_path: Path) -> None:
     f = tmp_path / "chain.yaml"
     f.write_text("workers: [a, b]\narcs: [[a, b]]\nplayer: {dataset: 'folder:/x', rate: 2}\n")
@@ -177,6 +203,10 @@ def test_custom_topology_file(tmp_path: Path) -> None:
     (["mesh3", "--duration", "0"], "--duration must be a positive"),
     (["mesh3", "--rate", "-1"], "rate must be a positive"),
     (["mesh3", "--params-file", "/nonexistent.yaml"], "no such file"),
+    (["mesh5", "--only", "robot9"], "'robot9' is not a robot of topology 'mesh5'"),
+    (["mesh5", "--only", "robot1,robot6"], "'robot6' is not a robot"),
+    (["mesh5", "--only", ","], "--only needs robot names"),
+    (["mesh3", "--respawn", "-1"], "--respawn must be a number of restarts >= 0"),
 ])
 def test_bad_options_exit_2(argv, message, capsys) -> None:
     assert fleet.main(argv) == 2
@@ -237,6 +267,25 @@ def test_summary_adds_up_workers_and_links() -> None:
     assert s["accuracy"] == pytest.approx(28 / 32)
     s = summarize(stats, RunCounts(), seconds=10.0)
     assert "3.30 classified frames/s (over 10.0 s of the run)" in format_summary(s, "mesh2")
+
+
+def test_summary_names_the_robots_run_here_and_those_that_left() -> None:
+    stats = [_stats("robot2", tasks_run=3), _stats("robot3", tasks_run=4)]
+    left = [fleet.Departure("/robot3/worker", 12.34, -9, back_at=15.0, restart=1),
+            fleet.Departure("/robot3/worker", 20.0, -9, note="not restarted (all 1 restarts "
+                                                             "used)")]
+    s = summarize(stats, RunCounts(), 30.0, robots=("robot2", "robot3"),
+                  topology_robots=("robot1", "robot2", "robot3"), departures=left)
+    text = format_summary(s, "mesh3")
+    assert "  robots here        robot2, robot3 (only these; robot1 run elsewhere)" in text
+    assert ("  robots that left   /robot3/worker at 12.3 s (exit code -9), back at 15.0 s "
+            "(restart 1); /robot3/worker at 20.0 s (exit code -9), not restarted (all 1 "
+            "restarts used)") in text
+    s = summarize(stats, RunCounts(), 30.0, robots=("robot2", "robot3"),
+                  topology_robots=("robot2", "robot3"))
+    text = format_summary(s, "mesh3")
+    assert "  robots here        robot2, robot3\n" in text
+    assert text.endswith("  robots that left   none")
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,3 +462,215 @@ def test_a_worker_that_fails_to_configure_is_named(tmp_path: Path) -> None:
     assert "/robot1/worker failed" not in out  # robot1 has the shipped model
     assert "image_player" not in out  # nothing was started after the failure
     _assert_all_gone(_child_pids(out))
+
+
+class _Lines:
+    """The fleet's stdout, read on a thread; waits for a line matching a pattern (bounded)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc, self.lines = proc, []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = re.search(pattern, self.text(), re.M)
+                left = deadline - time.monotonic()
+                if found or left <= 0 or self.proc.poll() is not None:
+                    return found or re.search(pattern, self.text(), re.M)
+                self._changed.wait(min(left, 0.5))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_killed_robot_leaves_the_fleet_running_and_comes_back_with_respawn(
+        tmp_path: Path) -> None:
+    """kill -9 of robot3 in a running mesh3 with --respawn 1: the fleet logs the departure,
+    restarts robot3 and brings it to active, and the new robot3 runs offloaded tasks again; a
+    second kill finds the one restart used, so robot3 stays gone while robot1 and robot2 keep
+    classifying. The summary lists both departures; the exit code says the fleet ran degraded.
+    robot1 is 50x slower (padding with sleep, no CPU) so that it offloads to both helpers."""
+    from fleet_harness import Driver
+
+    images = image_folder(tmp_path / "images")
+    log_dir = tmp_path / "logs"
+    proc = _run(["mesh3", "--rate", "20", "--dataset", f"folder:{images}", "--respawn", "1",
+                 "--set", "robot1.compute_slowdown=50", "--set", "*.stats_period=0.5",
+                 "--startup-timeout", "150", "--log-dir", str(log_dir)])
+    out = _Lines(proc)
+    driver = Driver()
+    driver.listen("robot1")
+
+    def tasks_run(robot: str, since: float = 0.0) -> int:
+        st = driver.stats.get(robot)
+        if st is None or st.header.stamp.sec + st.header.stamp.nanosec * 1e-9 < since:
+            return 0
+        return int(st.tasks_run)
+
+    def fail(what: str) -> str:
+        return f"{what}\n{out.text()}{_logs(log_dir)}"
+
+    try:
+        assert out.wait_for(r"running until Ctrl-C", 240), fail("the fleet did not start")
+        pid = int(out.wait_for(r"started /robot3/worker \(worker, pid (\d+)\)", 1).group(1))
+        assert driver.spin_until(lambda: tasks_run("robot3") > 0, 120), \
+            fail("robot3 never ran an offloaded task")
+
+        killed_at = time.time()
+        os.kill(pid, signal.SIGKILL)
+        assert out.wait_for(r"/robot3/worker left at [\d.]+ s \(exit code -9\)", 30), \
+            fail("the departure was not logged")
+        back = out.wait_for(r"/robot3/worker is back \(active\) at [\d.]+ s, pid (\d+) "
+                            r"\(restart 1/1\)", 200)
+        assert back, fail("robot3 did not come back")
+        assert proc.poll() is None, fail("the fleet ended")
+        # the new robot3 (stats stamped after the kill) is active and runs tasks again
+        assert driver.spin_until(lambda: tasks_run("robot3", since=killed_at) > 0, 120), \
+            fail("the restarted robot3 ran no task")
+        assert driver.stats["robot3"].lifecycle_state == "active"
+
+        new_pid = int(back.group(1))
+        assert new_pid != pid
+        os.kill(new_pid, signal.SIGKILL)
+        assert out.wait_for(r"/robot3/worker stays gone: not restarted \(all 1 restarts "
+                            r"used\)", 30), fail("the second departure was not logged")
+        # the fleet goes on without robot3: more frames are classified and robot2 runs tasks
+        results, robot2_runs = len(driver.results["robot1"]), tasks_run("robot2")
+        assert driver.spin_until(lambda: len(driver.results["robot1"]) >= results + 5
+                                 and tasks_run("robot2") > robot2_runs, 90), \
+            fail("the fleet stopped classifying without robot3")
+        assert proc.poll() is None, fail("the fleet ended")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=90)
+        out.wait_for(r"exit code \d+$", 10)
+    finally:
+        driver.close()
+        stop_all([proc], timeout=20)
+    text = out.text()
+    assert proc.returncode == fleet.EXIT_DEGRADED == 3, fail("wrong exit code")
+    assert re.search(r"^  robots that left   /robot3/worker at [\d.]+ s \(exit code -9\), "
+                     r"back at [\d.]+ s \(restart 1\); /robot3/worker at [\d.]+ s \(exit code "
+                     r"-9\), not restarted \(all 1 restarts used\)$", text, re.M), fail("")
+    assert "SUMMARY mesh3: 3 workers reported" in text
+    assert "ran to the end without robots that left: /robot3/worker" in text
+    assert _summary_number(text, "classified") > 0
+    log = (log_dir / "robot3.log").read_text()
+    assert log.count("$ ") == 2 and "--- [fleet] restart 1" in log  # one log, both runs
+    _assert_all_gone(_child_pids(text))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_fleet_split_over_two_processes_with_only_works_as_one(tmp_path: Path) -> None:
+    """Two `mdi-exit fleet mesh3 --only ...` processes on one domain, as on two computers:
+    robot1 (the source, 50x slower) in one, robot2 and robot3 in the other. robot1 offloads
+    across to the other process's robots, and each summary covers its own robots only."""
+    from fleet_harness import Driver
+
+    images = image_folder(tmp_path / "images")
+    common = ["--set", "*.stats_period=0.5", "--startup-timeout", "150"]
+    a = _run(["mesh3", "--only", "robot1", "--rate", "20", "--dataset", f"folder:{images}",
+              "--set", "robot1.compute_slowdown=50", "--log-dir", str(tmp_path / "a"), *common])
+    b = _run(["mesh3", "--only", "robot3,robot2", "--log-dir", str(tmp_path / "b"), *common])
+    out_a, out_b = _Lines(a), _Lines(b)
+    driver = Driver()
+
+    def tasks_run(robot: str) -> int:
+        st = driver.stats.get(robot)
+        return int(st.tasks_run) if st is not None else 0
+
+    def fail(what: str) -> str:
+        return (f"{what}\n--- A\n{out_a.text()}\n--- B\n{out_b.text()}"
+                + _logs(tmp_path / "a") + _logs(tmp_path / "b"))
+
+    try:
+        for out in (out_a, out_b):
+            assert out.wait_for(r"running until Ctrl-C", 240), fail("a fleet did not start")
+        assert "this process runs only robot1" in out_a.text()
+        assert "started /robot2/worker" not in out_a.text()
+        assert "started /robot1/" not in out_b.text()  # neither robot1 nor its player
+        assert driver.spin_until(lambda: tasks_run("robot2") > 0 and tasks_run("robot3") > 0,
+                                 120), fail("robot1 did not offload to the other process")
+        for proc in (a, b):
+            proc.send_signal(signal.SIGINT)
+        for proc in (a, b):
+            proc.wait(timeout=90)
+        out_a.wait_for(r"exit code \d+$", 10)
+        out_b.wait_for(r"exit code \d+$", 10)
+    finally:
+        driver.close()
+        stop_all([a, b], timeout=20)
+    assert a.returncode == 0 and b.returncode == 0, fail("exit codes")
+    text_a, text_b = out_a.text(), out_b.text()
+    assert "SUMMARY mesh3: 1 workers reported, sources robot1" in text_a
+    assert "  robots here        robot1 (only these; robot2, robot3 run elsewhere)" in text_a
+    assert re.search(r"offloads\s+.*robot1->robot2: [1-9]", text_a), text_a
+    assert _summary_number(text_a, "classified") > 0
+    assert "SUMMARY mesh3: 2 workers reported, sources -" in text_b
+    assert "  robots here        robot2, robot3 (only these; robot1 run elsewhere)" in text_b
+    assert re.search(r"tasks run\s+robot2: [1-9]\d*, robot3: [1-9]", text_b), text_b
+    _assert_all_gone(_child_pids(text_a) + _child_pids(text_b))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_restart_that_fails_leaves_the_robot_gone_and_the_fleet_running(
+        tmp_path: Path) -> None:
+    """robot2's model file disappears after start-up, so its restart cannot configure: the
+    fleet says why, gives up after its one restart, runs on with robot1 and ends with 3."""
+    import shutil
+
+    from fleet_harness import Driver
+
+    from mdi_exit_ros.model.checkpoint import shipped_path
+
+    model = tmp_path / "robot2_model.safetensors"
+    shutil.copy(shipped_path("fmnist_cnn_ee"), model)
+    log_dir = tmp_path / "logs"
+    proc = _run(["mesh2", "--no-player", "--respawn", "1", "--set", f"robot2.model={model}",
+                 "--set", "*.stats_period=0.5", "--startup-timeout", "120",
+                 "--log-dir", str(log_dir)])
+    out = _Lines(proc)
+    driver = Driver()
+
+    def fail(what: str) -> str:
+        return f"{what}\n{out.text()}{_logs(log_dir)}"
+
+    try:
+        assert out.wait_for(r"running until Ctrl-C", 240), fail("the fleet did not start")
+        pid = int(out.wait_for(r"started /robot2/worker \(worker, pid (\d+)\)", 1).group(1))
+        model.unlink()
+        os.kill(pid, signal.SIGKILL)
+        assert out.wait_for(r"restart 1/1 of /robot2/worker failed: configure of "
+                            r"/robot2/worker failed \(the node refused it\)", 150), fail("")
+        assert out.wait_for(r"/robot2/worker stays gone: restart 1/1 failed", 60), fail("")
+        assert proc.poll() is None, fail("the fleet ended")
+        # robot1 runs on: its stats keep coming, stamped after robot2 gave up
+        gave_up = time.time()
+        assert driver.spin_until(lambda: "robot1" in driver.stats and (
+            driver.stats["robot1"].header.stamp.sec > gave_up), 30), fail("robot1 is silent")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=90)
+        out.wait_for(r"exit code \d+$", 10)
+    finally:
+        driver.close()
+        stop_all([proc], timeout=20)
+    text = out.text()
+    assert proc.returncode == fleet.EXIT_DEGRADED, fail("wrong exit code")
+    assert re.search(r"^  robots that left   /robot2/worker at [\d.]+ s \(exit code -9\), "
+                     r"restart 1/1 failed$", text, re.M), text
+    assert f"cannot load model '{model}'" in (log_dir / "robot2.log").read_text()
+    _assert_all_gone(_child_pids(text))

@@ -25,8 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 LAUNCH_DIR = REPO / "launch"
 GENERIC = LAUNCH_DIR / "topology.launch.py"
 PER_TOPOLOGY = {name: LAUNCH_DIR / f"{name}.launch.py" for name in SHIPPED}
-ARGUMENTS = {"topology", "model", "params_file", "use_camera", "image_topic", "use_player",
-             "dataset", "rate"}
+ROBOT = LAUNCH_DIR / "robot.launch.py"
+ARGUMENTS = {"topology", "robots", "model", "params_file", "use_camera", "image_topic",
+             "use_player", "dataset", "rate"}
 
 
 def _tree(path: Path) -> ast.Module:
@@ -52,7 +53,7 @@ def _kw(call: ast.Call, key: str) -> ast.expr | None:
 
 def test_every_launch_file_defines_generate_launch_description() -> None:
     files = sorted(LAUNCH_DIR.glob("*.launch.py"))
-    assert {f.name for f in files} == {"topology.launch.py",
+    assert {f.name for f in files} == {"topology.launch.py", "robot.launch.py",
                                        *(f"{n}.launch.py" for n in SHIPPED)}
     for f in files:
         funcs = [n.name for n in _tree(f).body if isinstance(n, ast.FunctionDef)]
@@ -67,6 +68,7 @@ def test_generic_launch_declares_its_arguments_with_defaults() -> None:
             declared[call.args[0].value] = default
     assert set(declared) == ARGUMENTS
     assert declared["topology"].value == "mesh3"
+    assert declared["robots"].value == ""  # every robot of the topology
     assert declared["use_camera"].value == "false"
     assert declared["image_topic"].value == "/camera/image_raw"
     # params_file defaults to share/mdi_exit_ros/config/params.yaml
@@ -104,6 +106,21 @@ def test_per_topology_launch_includes_the_generic_one(name: str) -> None:
     names = [_name(c) for c in _calls(tree)]
     assert "IncludeLaunchDescription" in names
     assert "'topology.launch.py'" in ast.unparse(tree)
+
+
+def test_robot_launch_includes_the_generic_one_for_one_robot() -> None:
+    """robot.launch.py adds no node of its own: it passes robot:= as robots:= to
+    topology.launch.py (one home for how a robot is started)."""
+    tree = _tree(ROBOT)
+    calls = _calls(tree)
+    names = [_name(c) for c in calls]
+    assert "IncludeLaunchDescription" in names and "'topology.launch.py'" in ast.unparse(tree)
+    assert "LifecycleNode" not in names and "Node" not in names
+    include = next(c for c in calls if _name(c) == "IncludeLaunchDescription")
+    assert "'robots': LaunchConfiguration('robot')" in ast.unparse(include)
+    declared = {c.args[0].value: _kw(c, "default_value") for c in calls
+                if _name(c) == "DeclareLaunchArgument"}
+    assert declared == {"robot": None}  # required: no default robot
 
 
 def test_executables_are_the_ones_cmake_installs() -> None:
@@ -144,7 +161,8 @@ def _load(path: Path):
     return get_launch_description_from_python_launch_file(str(path))
 
 
-@pytest.mark.parametrize("path", [GENERIC, *PER_TOPOLOGY.values()], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [GENERIC, ROBOT, *PER_TOPOLOGY.values()],
+                         ids=lambda p: p.name)
 def test_launch_description_loads(path: Path) -> None:
     _need_launch()
     from launch import LaunchDescription
@@ -153,27 +171,36 @@ def test_launch_description_loads(path: Path) -> None:
     assert isinstance(ld, LaunchDescription)
     names = {a.name for a in ld.get_launch_arguments()}
     assert ARGUMENTS <= names
+    if path == ROBOT:
+        assert "robot" in names
 
 
-@pytest.mark.parametrize("use_camera", [False, True])
-def test_opaque_function_describes_one_lifecycle_node_per_worker(use_camera: bool) -> None:
-    _need_launch()
+def _describe(**arguments: str) -> list:
+    """The actions topology.launch.py's OpaqueFunction returns for these arguments."""
     from launch import LaunchContext  # noqa: I001 (the ROS 2 package, not ../launch)
-    from launch.actions import RegisterEventHandler
-    from launch_ros.actions import LifecycleNode
 
     ld = _load(GENERIC)
     context = LaunchContext()
     for arg in ld.get_launch_arguments():
         context.launch_configurations[arg.name] = ""
-    context.launch_configurations.update({
-        "topology": "circular3", "model": "m1", "params_file": "/nonexistent.yaml",
-        "use_camera": str(use_camera).lower(), "image_topic": "/cam/raw", "rate": "7"})
+    context.launch_configurations.update(arguments)
     opaque = next(e for e in ld.entities if type(e).__name__ == "OpaqueFunction")
     actions = opaque.execute(context)
+    for a in actions:
+        if hasattr(a, "_perform_substitutions"):
+            a._perform_substitutions(context)
+    return actions
+
+
+@pytest.mark.parametrize("use_camera", [False, True])
+def test_opaque_function_describes_one_lifecycle_node_per_worker(use_camera: bool) -> None:
+    _need_launch()
+    from launch.actions import RegisterEventHandler
+    from launch_ros.actions import LifecycleNode
+
+    actions = _describe(topology="circular3", model="m1", params_file="/nonexistent.yaml",
+                        use_camera=str(use_camera).lower(), image_topic="/cam/raw", rate="7")
     nodes = [a for a in actions if isinstance(a, LifecycleNode)]
-    for n in nodes:
-        n._perform_substitutions(context)
     assert [(n.node_executable, n.expanded_node_namespace) for n in nodes] == [
         ("source", "/robot1"), ("worker", "/robot2"), ("worker", "/robot3")]
     assert all(n.node_name.endswith("/worker") for n in nodes)
@@ -183,6 +210,52 @@ def test_opaque_function_describes_one_lifecycle_node_per_worker(use_camera: boo
     handlers = [a for a in actions if isinstance(a, RegisterEventHandler)]
     # activate-on-configured per worker, plus the player's start for the source
     assert len(handlers) == 3 + (0 if use_camera else 1)
+
+
+@pytest.mark.parametrize("robots,expected,player", [
+    ("robot3", [("worker", "/robot3")], False),
+    ("robot1", [("source", "/robot1")], True),
+    ("robot4, robot1", [("source", "/robot1"), ("worker", "/robot4")], True),
+])
+def test_robots_argument_starts_only_those_robots(robots: str, expected: list,
+                                                  player: bool) -> None:
+    """What robot.launch.py robot:=X passes on: only X's node (and, for a source, the player
+    started once it is active), with the topology's neighbours of X."""
+    _need_launch()
+    from launch.actions import RegisterEventHandler
+    from launch_ros.actions import LifecycleNode
+
+    actions = _describe(topology="mesh5", robots=robots, params_file="/nonexistent.yaml")
+    nodes = [a for a in actions if isinstance(a, LifecycleNode)]
+    assert [(n.node_executable, n.expanded_node_namespace) for n in nodes] == expected
+    handlers = [a for a in actions if isinstance(a, RegisterEventHandler)]
+    assert len(handlers) == len(expected) + (1 if player else 0)
+    worker = fleet_spec.worker_specs(load_topology(resolve_topology("mesh5")),
+                                     robots=[expected[-1][1][1:]])[0]
+    assert worker.parameters["neighbors"] == [f"robot{i}" for i in range(1, 6)
+                                              if f"robot{i}" != worker.robot]
+
+
+def test_robots_argument_refuses_an_unknown_robot() -> None:
+    _need_launch()
+    with pytest.raises(ValueError, match="'robot9' is not a robot of topology 'mesh5'"):
+        _describe(topology="mesh5", robots="robot9")
+
+
+def test_robot_launch_refuses_several_robots() -> None:
+    _need_launch()
+    from launch import LaunchContext  # noqa: I001 (the ROS 2 package, not ../launch)
+
+    ld = _load(ROBOT)
+    check = next(e for e in ld.entities if type(e).__name__ == "OpaqueFunction")
+    for bad in ("robot1,robot2", ""):
+        context = LaunchContext()
+        context.launch_configurations["robot"] = bad
+        with pytest.raises(RuntimeError, match="exactly one robot"):
+            check.execute(context)
+    context = LaunchContext()
+    context.launch_configurations["robot"] = "robot3"
+    assert check.execute(context) == []
 
 
 def _image_folder(root: Path) -> Path:
@@ -269,6 +342,75 @@ def test_mesh3_launch_runs_and_stops_cleanly(tmp_path: Path) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+
+
+_RUNNER = (
+    "import sys, launch\n"
+    "from launch.launch_description_sources import AnyLaunchDescriptionSource\n"
+    "args = sys.argv[2:]\n"
+    "ls = launch.LaunchService(argv=args, noninteractive=True)\n"
+    "ls.include_launch_description(launch.LaunchDescription([\n"
+    "    launch.actions.IncludeLaunchDescription(AnyLaunchDescriptionSource(sys.argv[1]),\n"
+    "        launch_arguments=[tuple(a.split(':=', 1)) for a in args])]))\n"
+    "sys.exit(ls.run())\n")
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_robot_launch_runs_one_robot_per_launch(tmp_path: Path) -> None:
+    """Two robots of one topology from two `robot.launch.py` runs, as on two computers: the
+    source (50x slower, so it offloads) with its player in one, the helper in the other. Both
+    come up active, and the helper runs the source's tasks across the launches."""
+    _need_launch()
+    from ament_index_python.packages import get_package_share_directory
+    from fleet_harness import Driver
+
+    launch_file = Path(get_package_share_directory("mdi_exit_ros")) / "launch" / "robot.launch.py"
+    images = _image_folder(tmp_path / "images")
+    topology = tmp_path / "pair.yaml"
+    topology.write_text("name: pair\nworkers: [robot1, robot2]\nsources: [robot1]\n"
+                        "links: full\nparameters:\n  robot1: {compute_slowdown: 50.0}\n"
+                        f"player: {{dataset: 'folder:{images}', rate: 20.0}}\n")
+    procs, logs = {}, {}
+    for robot in ("robot1", "robot2"):
+        logs[robot] = tmp_path / f"launch_{robot}.log"
+        with open(logs[robot], "w") as log:
+            procs[robot] = subprocess.Popen(
+                [sys.executable, "-P", "-c", _RUNNER, str(launch_file),
+                 f"topology:={topology}", f"robot:={robot}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    driver = Driver()
+
+    def text() -> str:
+        return "\n".join(f"--- {r}\n{p.read_text()}" for r, p in logs.items())
+
+    try:
+        assert driver.spin_until(lambda: all(
+            r in driver.stats and driver.stats[r].lifecycle_state == "active"
+            for r in ("robot1", "robot2")), 180), text()
+        assert driver.spin_until(lambda: driver.stats["robot2"].tasks_run > 0, 120), text()
+        for proc in procs.values():
+            proc.send_signal(signal.SIGINT)
+        for proc in procs.values():
+            assert proc.wait(timeout=60) == 0, text()
+    finally:
+        driver.close()
+        for proc in procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+    one, two = logs["robot1"].read_text(), logs["robot2"].read_text()
+    assert "started here: robot1" in one and "started here: robot2" in two
+    # robot1's launch: its source and its player; robot2's: its worker only
+    assert len(re.findall(r"process started with pid", one)) == 2, one
+    assert "image_player" in one
+    assert len(re.findall(r"process started with pid", two)) == 1, two
+    assert "image_player" not in two
+    assert "/robot1/worker configured, activating" in one
+    assert "/robot2/worker configured, activating" in two
+    assert one.count("configured, activating") == two.count("configured, activating") == 1
 
 
 def _alive(pids: list[int]) -> list[int]:

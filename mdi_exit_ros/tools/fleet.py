@@ -9,6 +9,10 @@ children (each runs in a session of its own), and prints a SUMMARY gathered from
 
     mdi-exit fleet mesh3 --duration 60
     mdi-exit fleet config/topologies/mesh5.yaml --set robot2.compute_slowdown=2.0 --monitor
+    mdi-exit fleet mesh5 --only robot3,robot4 --respawn   # part of a fleet, on this computer
+
+A node that exits while the fleet runs is a departure: logged, counted in the summary, and
+restarted to active with --respawn; the rest of the fleet goes on.
 """
 
 from __future__ import annotations
@@ -33,7 +37,12 @@ from mdi_exit_ros.tools.fleet_spec import NodeSpec, Override
 from mdi_exit_ros.tools.monitor import FleetView, render
 from mdi_exit_ros.topology import Topology, TopologyError, load_topology, resolve_topology
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEGRADED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_RESPAWNS = 3  # restarts per robot for a bare --respawn
+# A lifecycle request unanswered this long is sent again. Right after a restart the node's
+# services may still be matched to the dead process's endpoints (DDS keeps them until the
+# participant's lease ends, 20 s by default), and a request sent there is never answered.
+RESEND_AFTER = 3.0
 CLEAN_CODES = (0, -signal.SIGINT, 128 + signal.SIGINT)  # stopped by our SIGINT
 
 
@@ -52,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "--set '*.torch_threads=2' (every worker).")
     p.add_argument("topology", help="shipped topology name (mesh2, mesh3, circular3, mesh5) "
                                     "or a topology YAML file")
+    p.add_argument("--only", metavar="ROBOT[,ROBOT...]",
+                   help="start only these robots of the topology (the others run on other "
+                        "computers of the same ROS_DOMAIN_ID); default: all")
     p.add_argument("--duration", type=float, default=None,
                    help="stop after this many seconds of activity (default: until Ctrl-C)")
     p.add_argument("--model", help="model of every worker (shipped name or checkpoint path)")
@@ -64,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-player", action="store_true", help="start no image player")
     p.add_argument("--camera-topic", metavar="TOPIC",
                    help="no player; remap each source's `image` to TOPIC")
+    p.add_argument("--respawn", type=int, nargs="?", const=DEFAULT_RESPAWNS, default=0,
+                   metavar="N", help="restart a robot's process that exits while the fleet "
+                   "runs and bring it to active again, at most N times per robot (default "
+                   f"{DEFAULT_RESPAWNS}); without it a robot that leaves stays gone")
     p.add_argument("--monitor", action="store_true", help="show the live monitor")
     p.add_argument("--log-dir", help="children's stdout/stderr go here (default: a temp dir)")
     p.add_argument("--startup-timeout", type=float, default=180.0,
@@ -79,12 +95,14 @@ class Options:
     """Validated options: the topology, the nodes to start and how to run them."""
 
     topology: Topology
+    robots: tuple[str, ...]  # the robots this process starts (--only; default all)
     workers: list[NodeSpec]
     players: list[NodeSpec]
     params_file: Path | None
     duration: float | None
     log_dir: Path | None
     monitor: bool = False
+    respawn: int = 0  # restarts per robot (0: a robot that leaves stays gone)
     startup_timeout: float = 180.0
     shutdown_timeout: float = 10.0
     verbose: bool = False
@@ -101,6 +119,8 @@ def parse_options(argv: list[str]) -> Options:
                         ("shutdown-timeout", a.shutdown_timeout)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise ValueError(f"--{name} must be a positive number of seconds, not {value}")
+    if a.respawn < 0:
+        raise ValueError(f"--respawn must be a number of restarts >= 0, not {a.respawn}")
     if a.camera_topic is not None and not a.camera_topic.strip():
         raise ValueError("--camera-topic needs a topic name")
     warnings = []
@@ -113,14 +133,21 @@ def parse_options(argv: list[str]) -> Options:
         if not params_file.is_file():
             warnings.append(f"no {params_file}: workers start with their built-in defaults")
             params_file = None
-    workers = fleet_spec.worker_specs(topology, a.model, overrides, a.camera_topic)
+    if a.only is not None and not a.only.strip(" ,"):
+        raise ValueError("--only needs robot names (e.g. --only robot1,robot2)")
+    robots = fleet_spec.select_robots(topology, a.only)
+    workers = fleet_spec.worker_specs(topology, a.model, overrides, a.camera_topic, robots)
     players = [] if (a.no_player or a.camera_topic) else \
-        fleet_spec.player_specs(topology, a.dataset, a.rate)
+        fleet_spec.player_specs(topology, a.dataset, a.rate, robots)
+    elsewhere = sorted({o.worker for o in overrides} - {"*", *robots})
+    if elsewhere:
+        warnings.append(f"--set for {', '.join(elsewhere)} ignored: not started here (--only)")
     if (a.no_player or a.camera_topic) and (a.dataset or a.rate is not None):
         warnings.append("--dataset/--rate ignored: no image player is started")
-    return Options(topology=topology, workers=workers, players=players,
+    return Options(topology=topology, robots=robots, workers=workers, players=players,
                    params_file=params_file, duration=a.duration,
                    log_dir=Path(a.log_dir) if a.log_dir else None, monitor=a.monitor,
+                   respawn=a.respawn,
                    startup_timeout=a.startup_timeout, shutdown_timeout=a.shutdown_timeout,
                    verbose=a.verbose, warnings=warnings)
 
@@ -146,12 +173,33 @@ class RunCounts:
     exits: Counter = field(default_factory=Counter)  # exit index -> results
 
 
+@dataclass
+class Departure:
+    """A node that exited while the fleet ran (killed, crashed, or a player that failed)."""
+
+    node: str  # /robot3/worker
+    at: float  # seconds since the fleet started running
+    code: int  # its exit code (-9: SIGKILL)
+    back_at: float | None = None  # when a restart brought it back (active), s since the start
+    restart: int = 0  # which restart brought it back (1..N)
+    note: str = ""  # why it is not back
+
+    def describe(self) -> str:
+        text = f"{self.node} at {self.at:.1f} s (exit code {self.code})"
+        if self.back_at is not None:
+            return text + f", back at {self.back_at:.1f} s (restart {self.restart})"
+        return text + (f", {self.note}" if self.note else ", not back")
+
+
 def summarize(stats: Iterable[Any], counts: RunCounts, seconds: float,
-              streaming: float | None = None) -> dict[str, Any]:
+              streaming: float | None = None, robots: Iterable[str] | None = None,
+              topology_robots: Iterable[str] | None = None,
+              departures: Iterable[Departure] = ()) -> dict[str, Any]:
     """Fleet totals from each worker's last WorkerStats and the fleet's own counts.
 
     `seconds` is the run's length, `streaming` the part of it since the first frame (the
-    throughput's denominator: a player needs a few seconds to start)."""
+    throughput's denominator: a player needs a few seconds to start). `robots` are the robots
+    this process ran (of `topology_robots`), `departures` the nodes that left meanwhile."""
     stats = list(stats)
     sources = [s for s in stats if s.is_source]
     total = {k: sum(int(getattr(s, f"frames_{k}")) for s in sources)
@@ -186,6 +234,9 @@ def summarize(stats: Iterable[Any], counts: RunCounts, seconds: float,
         "throughput": classified / streaming if streaming > 0 else 0.0,
         "tasks_run": {s.worker: int(s.tasks_run) for s in stats},
         "latency": {s.worker: (float(s.latency_p50), float(s.latency_p95)) for s in sources},
+        "robots": list(robots) if robots is not None else [s.worker for s in stats],
+        "topology_robots": list(topology_robots) if topology_robots is not None else None,
+        "departures": list(departures),
     }
 
 
@@ -213,6 +264,16 @@ def format_summary(s: dict[str, Any], title: str) -> str:
         f"{s['streaming']:.1f} s {s.get('streaming_basis', 'of the run')})",
         "  tasks run          " + ", ".join(f"{w}: {n}" for w, n in s["tasks_run"].items()),
     ]
+    robots, everyone = s.get("robots"), s.get("topology_robots")
+    if robots is not None:
+        ran = ", ".join(robots) or "-"
+        if everyone is not None and list(everyone) != list(robots):
+            others = [r for r in everyone if r not in robots]
+            ran += f" (only these; {', '.join(others)} run elsewhere)"
+        lines.append(f"  robots here        {ran}")
+    if "departures" in s:
+        lines.append("  robots that left   " + ("; ".join(d.describe() for d in s["departures"])
+                                              or "none"))
     for w, (p50, p95) in s["latency"].items():
         lines.append(f"  latency {w:<10} p50 {p50 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms")
     return "\n".join(lines)
@@ -246,13 +307,16 @@ class Child:
         return "\n".join("    | " + line for line in text[-lines:])
 
 
-def start_child(spec: NodeSpec, opts: Options, log_dir: Path) -> Child:
+def start_child(spec: NodeSpec, opts: Options, log_dir: Path, restart: int = 0) -> Child:
+    """Start one node; a restart appends to the same log (one log per node, whatever died)."""
     from mdi_exit_ros.tools.procs import module_command, spawn_module
 
     module, args = child_command(spec, opts.params_file)
     command = module_command(module, args)
     log_path = log_dir / f"{spec.label}.log"
-    log = open(log_path, "wb")  # noqa: SIM115 (closed in Fleet.close)
+    log = open(log_path, "ab" if restart else "wb")  # noqa: SIM115 (closed in Fleet.close)
+    if restart:
+        log.write(f"\n--- [fleet] restart {restart}\n".encode())
     log.write(f"$ {shlex.join(command)}\n".encode())
     log.flush()
     env = {"PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"}
@@ -279,6 +343,10 @@ class Fleet:
         self.stop_requested = 0  # signals received
         self.first_frame: float | None = None  # monotonic time of the first label/result
         self.stopped_at: float | None = None
+        self.started_at: float | None = None  # monotonic time the run began (after start-up)
+        self.departures: list[Departure] = []
+        self.restarts: Counter = Counter()  # node label -> restarts so far
+        self.retired: list[Child] = []  # children that left (not stopped by us)
         self.node: Any = None
 
     def say(self, text: str) -> None:
@@ -309,7 +377,7 @@ class Fleet:
                                  state_qos())
         node.create_subscription(NeighborState, "/mdi/neighbor_state", self.view.on_state,
                                  state_qos())
-        for src in self.opts.topology.sources:
+        for src in (s for s in self.opts.topology.sources if s in self.opts.robots):
             node.create_subscription(FrameLabel, f"/{src}/image_label",
                                      lambda m, s=src: self.on_label(s, m), data_qos())
             node.create_subscription(ExitResult, f"/{src}/classification",
@@ -374,17 +442,17 @@ class Fleet:
             for child, change, _ in clients.values():
                 self.spin_until(change.service_is_ready, deadline - time.monotonic(),
                                 f"waiting for {child.spec.full_name}/change_state", [child])
-            futures = {}
-            for robot, (_, change, _) in clients.items():
-                req = ChangeState.Request()
-                req.transition.id = transition_id
-                futures[robot] = change.call_async(req)
-            self.spin_until(lambda: all(f.done() for f in futures.values()),
-                            deadline - time.monotonic(), f"waiting for {label}",
-                            [c for c, _, _ in clients.values()])
-            for robot, fut in futures.items():
-                child = clients[robot][0]
+            req = ChangeState.Request()
+            req.transition.id = transition_id
+            futures = {robot: change.call_async(req) for robot, (_, change, _) in clients.items()}
+            for robot, (child, change, get) in clients.items():  # all were asked at once
+                fut = self._answer(change, req, futures[robot], child, f"waiting for {label}",
+                                   deadline)
                 if fut.exception() is not None or not fut.result().success:
+                    # a re-sent request is refused when the first one did get through
+                    state = self._state(child, get, deadline)
+                    if state is not None and state.id == goal_state:
+                        continue
                     why = fut.exception() or "the node refused it"
                     raise FleetError(f"{label} of {child.spec.full_name} failed ({why}); "
                                      f"log {child.log_path}:\n{child.tail()}")
@@ -395,17 +463,37 @@ class Fleet:
                 self.node.destroy_client(change)
                 self.node.destroy_client(get)
 
-    def _wait_state(self, child: Child, client: Any, goal: int, label: str,
-                    deadline: float) -> None:
+    def _answer(self, client: Any, request: Any, future: Any, child: Child, what: str,
+                deadline: float) -> Any:
+        """Wait for `future` (a call of `client` with `request`), sending the request again
+        every RESEND_AFTER seconds without an answer; FleetError at the deadline or when the
+        child exits."""
+        while True:
+            resend_at = min(deadline, time.monotonic() + RESEND_AFTER)
+            self.spin_until(lambda f=future, t=resend_at: f.done() or time.monotonic() >= t,
+                            deadline - time.monotonic() + 0.5, what, [child])
+            if future.done():
+                return future
+            if time.monotonic() >= deadline:
+                raise FleetError(f"timed out {what} of {child.spec.full_name}; "
+                                 f"log {child.log_path}:\n{child.tail()}")
+            future = client.call_async(request)
+
+    def _state(self, child: Child, client: Any, deadline: float) -> Any:
+        """The child's lifecycle state (a lifecycle_msgs/State), or None if it cannot say."""
         from lifecycle_msgs.srv import GetState
 
+        self.spin_until(client.service_is_ready, deadline - time.monotonic(),
+                        f"waiting for {child.spec.full_name}/get_state", [child])
+        request = GetState.Request()
+        fut = self._answer(client, request, client.call_async(request), child,
+                           "asking for the state", deadline)
+        return fut.result().current_state if fut.exception() is None else None
+
+    def _wait_state(self, child: Child, client: Any, goal: int, label: str,
+                    deadline: float) -> None:
         while True:
-            self.spin_until(client.service_is_ready, deadline - time.monotonic(),
-                            f"waiting for {child.spec.full_name}/get_state", [child])
-            fut = client.call_async(GetState.Request())
-            self.spin_until(fut.done, deadline - time.monotonic(),
-                            f"asking {child.spec.full_name} for its state", [child])
-            state = fut.result().current_state if fut.exception() is None else None
+            state = self._state(child, client, deadline)
             if state is not None and state.id == goal:
                 return
             if time.monotonic() > deadline:
@@ -417,13 +505,26 @@ class Fleet:
 
     # -- run ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def bring_up(self, workers: list[Child], deadline: float, report: bool = False) -> None:
+        """configure every worker, wait until all are inactive, activate, wait for active."""
         from lifecycle_msgs.msg import State, Transition
 
+        self.transition(workers, Transition.TRANSITION_CONFIGURE, "configure",
+                        State.PRIMARY_STATE_INACTIVE, deadline)
+        if report:
+            self.say("all workers configured (inactive)")
+        self.transition(workers, Transition.TRANSITION_ACTIVATE, "activate",
+                        State.PRIMARY_STATE_ACTIVE, deadline)
+        if report:
+            self.say("all workers active")
+
+    def start(self) -> None:
         o = self.opts
         deadline = time.monotonic() + o.startup_timeout
+        here = "" if list(o.robots) == list(o.topology.workers) else \
+            f"; this process runs only {', '.join(o.robots)}"
         self.say(f"topology {o.topology.name}: {', '.join(o.topology.workers)} "
-                 f"(sources {', '.join(o.topology.sources)}); logs in {self.log_dir}")
+                 f"(sources {', '.join(o.topology.sources)}){here}; logs in {self.log_dir}")
         for w in o.warnings:
             self.say(f"warning: {w}")
         for spec in o.workers:
@@ -431,13 +532,7 @@ class Fleet:
             self.children.append(child)
             self.say(f"started {spec.full_name} ({spec.executable}, pid {child.proc.pid})"
                      + (f": {shlex.join(child.command)}" if o.verbose else ""))
-        workers = list(self.children)
-        self.transition(workers, Transition.TRANSITION_CONFIGURE, "configure",
-                        State.PRIMARY_STATE_INACTIVE, deadline)
-        self.say("all workers configured (inactive)")
-        self.transition(workers, Transition.TRANSITION_ACTIVATE, "activate",
-                        State.PRIMARY_STATE_ACTIVE, deadline)
-        self.say("all workers active")
+        self.bring_up(list(self.children), deadline, report=True)
         for spec in o.players:
             child = start_child(spec, o, self.log_dir)
             self.children.append(child)
@@ -446,28 +541,27 @@ class Fleet:
                      + (f": {shlex.join(child.command)}" if o.verbose else ""))
 
     def run(self) -> float:
-        """Spin until the duration is over or a signal came; returns the seconds run."""
+        """Spin until the duration is over, a signal came or every robot has left; returns the
+        seconds run. A node that exits meanwhile is a departure: logged, counted, restarted
+        with --respawn; the others go on."""
         import rclpy
 
-        start = time.monotonic()
+        start = self.started_at = time.monotonic()
         end = start + self.opts.duration if self.opts.duration else math.inf
         next_draw = start
-        workers = [c for c in self.children if c.spec.lifecycle]
-        players = [c for c in self.children if not c.spec.lifecycle]
-        reported_players: set[int] = set()
         while not self.stopping() and time.monotonic() < end:
             rclpy.spin_once(self.node, timeout_sec=0.1)
-            for c in workers:
-                if c.proc.poll() is not None:
-                    raise FleetError(f"{c.spec.full_name} exited with code {c.proc.returncode}"
-                                     f" while running; log {c.log_path}:\n{c.tail()}")
-            for c in players:
-                if c.proc.poll() is not None and c.proc.pid not in reported_players:
-                    reported_players.add(c.proc.pid)
-                    if c.proc.returncode != 0:
-                        raise FleetError(f"{c.spec.full_name} exited with code "
-                                         f"{c.proc.returncode}; log {c.log_path}:\n{c.tail()}")
+            for c in list(self.children):
+                if c.proc.poll() is None:
+                    continue
+                if not c.spec.lifecycle and c.proc.returncode == 0:
+                    self.retire(c)
                     self.say(f"{c.spec.full_name} has published all its frames")
+                else:
+                    self.on_departure(c)
+            if not any(c.spec.lifecycle for c in self.children):
+                self.say("every robot of this process has left: stopping")
+                break
             if self.opts.monitor and time.monotonic() >= next_draw:
                 next_draw += 1.0
                 self.out.write("\x1b[H\x1b[J" + render(
@@ -475,6 +569,60 @@ class Fleet:
                 self.out.flush()
         self.stopped_at = time.monotonic()
         return self.stopped_at - start
+
+    def since_start(self) -> float:
+        return time.monotonic() - (self.started_at or time.monotonic())
+
+    def retire(self, child: Child) -> None:
+        """`child` has ended on its own: no longer ours to stop."""
+        self.children.remove(child)
+        self.retired.append(child)
+        child.log.close()
+
+    def on_departure(self, child: Child) -> None:
+        """A node exited while the fleet runs: log and count it, then restart it (bounded) when
+        --respawn allows; the rest of the fleet keeps classifying meanwhile."""
+        spec = child.spec
+        departure = Departure(spec.full_name, self.since_start(), child.proc.returncode)
+        self.departures.append(departure)
+        self.retire(child)
+        self.say(f"{spec.full_name} left at {departure.at:.1f} s (exit code "
+                 f"{departure.code}); the fleet goes on without it; log {child.log_path}:\n"
+                 f"{child.tail(5)}")
+        limit = self.opts.respawn
+        if not limit:
+            departure.note = "not restarted (no --respawn)"
+            return
+        while self.restarts[spec.label] < limit and not self.stopping():
+            self.restarts[spec.label] += 1
+            n = self.restarts[spec.label]
+            new = start_child(spec, self.opts, self.log_dir, restart=n)
+            self.children.append(new)
+            self.say(f"restarting {spec.full_name} (restart {n}/{limit}, pid {new.proc.pid})")
+            try:
+                if spec.lifecycle:
+                    self.bring_up([new], time.monotonic() + self.opts.startup_timeout)
+            except KeyboardInterrupt:  # stop requested: close() stops the new child
+                departure.note = "stopped while restarting"
+                return
+            except FleetError as exc:
+                self.say(f"restart {n}/{limit} of {spec.full_name} failed: {exc}")
+                self.stop_children([new])
+                self.retire(new)
+                departure.note = f"restart {n}/{limit} failed"
+                continue
+            departure.back_at, departure.restart = self.since_start(), n
+            self.say(f"{spec.full_name} is back" + (" (active)" if spec.lifecycle else "")
+                     + f" at {departure.back_at:.1f} s, pid {new.proc.pid} "
+                     f"(restart {n}/{limit})")
+            return
+        if not departure.note:
+            departure.note = f"not restarted (all {limit} restarts used)"
+        self.say(f"{spec.full_name} stays gone: {departure.note}")
+
+    def missing(self) -> list[str]:
+        """Departures that are not back: the fleet ran degraded."""
+        return [d.describe() for d in self.departures if d.back_at is None]
 
     def final_stats(self, timeout: float = 3.0) -> list[Any]:
         """Stop the players, then take every worker's next WorkerStats (bounded wait)."""
@@ -484,14 +632,17 @@ class Fleet:
         self.stop_children(players)
         since = time.monotonic()
         deadline = since + timeout
-        robots = [s.robot for s in self.opts.workers]
+        running = {c.spec.robot for c in self.children if c.spec.lifecycle}
+        robots = [s.robot for s in self.opts.workers if s.robot in running]
         while time.monotonic() < deadline and self.stop_requested < 2:
             fresh = [r for r in robots if r in self.view.workers
                      and (self.view.workers[r].stats_at or 0) > since]
             if len(fresh) == len(robots):
                 break
             rclpy.spin_once(self.node, timeout_sec=0.05)
-        return [self.view.workers[r].stats for r in robots
+        # robots that left and are not back count with their last report before leaving
+        reported = [s.robot for s in self.opts.workers]
+        return [self.view.workers[r].stats for r in reported
                 if r in self.view.workers and self.view.workers[r].stats is not None]
 
     def stop_children(self, children: list[Child]) -> list[str]:
@@ -520,6 +671,9 @@ class Fleet:
             c.log.close()
         return problems
 
+    def running_robots(self) -> list[str]:
+        return [c.spec.robot for c in self.children if c.spec.lifecycle]
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -537,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet = Fleet(opts, log_dir)
     previous = {s: signal.signal(s, fleet.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(args=["mdi_fleet"], signal_handler_options=SignalHandlerOptions.NO)
-    code, reason, seconds, stats = EXIT_OK, "", 0.0, []
+    code, reason, seconds, stats, running = EXIT_OK, "", 0.0, [], []
     try:
         fleet.make_node()
         fleet.start()
@@ -545,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "until Ctrl-C"))
         seconds = fleet.run()
         fleet.say("stopping" + (" (signal)" if fleet.stopping() else ""))
+        running = fleet.running_robots()
         stats = fleet.final_stats()
     except KeyboardInterrupt:
         code, reason = EXIT_INTERRUPTED, "interrupted before the fleet was running"
@@ -560,15 +715,21 @@ def main(argv: list[str] | None = None) -> int:
     if stats or code == EXIT_OK:
         streaming = (fleet.stopped_at - fleet.first_frame
                      if fleet.first_frame and fleet.stopped_at else None)
-        summary = summarize(stats, fleet.counts, seconds, streaming)
+        summary = summarize(stats, fleet.counts, seconds, streaming, robots=opts.robots,
+                            topology_robots=opts.topology.workers,
+                            departures=fleet.departures)
         print(format_summary(summary, opts.topology.name), flush=True)
-    if code == EXIT_OK and len(stats) < len(opts.workers):
-        missing = sorted({s.robot for s in opts.workers} - {s.worker for s in stats})
-        problems.append(f"no WorkerStats from {', '.join(missing)}")
+    if code == EXIT_OK:
+        silent = sorted(set(running) - {s.worker for s in stats})
+        if silent:
+            problems.append(f"no WorkerStats from {', '.join(silent)}")
     if problems and code == EXIT_OK:
         code, reason = EXIT_FAILED, "; ".join(problems)
     elif problems:
         reason += "; " + "; ".join(problems)
+    if code == EXIT_OK and fleet.missing():
+        code, reason = EXIT_DEGRADED, ("ran to the end without robots that left: "
+                                       + "; ".join(fleet.missing()))
     if code:
         print(f"mdi-exit fleet: {reason}", file=sys.stderr, flush=True)
     print(f"[fleet] logs in {log_dir}; exit code {code}", flush=True)

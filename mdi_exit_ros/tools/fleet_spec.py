@@ -121,20 +121,44 @@ def default_params_file() -> Path:
     return config_dir() / "params.yaml"
 
 
+def select_robots(topology: Topology, only: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The robots one machine starts: `only` (`robot1,robot2` or a list) checked against the
+    topology, in the topology's order; None or empty means every robot.
+
+    A fleet spread over several computers starts each robot on exactly one of them (`mdi-exit
+    fleet --only`, `robot.launch.py`); a misspelt name must fail loudly, or that robot would
+    silently run nowhere."""
+    if only is None:
+        return tuple(topology.workers)
+    names = [n.strip() for n in (only.split(",") if isinstance(only, str) else only)]
+    names = [n for n in names if n]
+    if not names:
+        return tuple(topology.workers)
+    unknown = [n for n in names if n not in topology.workers]
+    if unknown:
+        raise TopologyError(f"{', '.join(map(repr, unknown))} "
+                            f"{'is not a robot' if len(unknown) == 1 else 'are not robots'} "
+                            f"of topology {topology.name!r} ({', '.join(topology.workers)})")
+    return tuple(w for w in topology.workers if w in names)
+
+
 def worker_specs(topology: Topology, model: str | None = None,
                  overrides: Iterable[Override] = (),
-                 camera_topic: str | None = None) -> list[NodeSpec]:
-    """The worker / source node of every robot, in the topology's order.
+                 camera_topic: str | None = None,
+                 robots: Iterable[str] | None = None) -> list[NodeSpec]:
+    """The worker / source node of every robot (or of `robots`, see `select_robots`), in the
+    topology's order.
 
     With `camera_topic`, each source's relative `image` subscription is remapped to it.
     """
+    chosen = select_robots(topology, robots)
     overrides = list(overrides)
     for o in overrides:
         if o.worker != "*" and o.worker not in topology.workers:
             raise TopologyError(f"override {o.worker}.{o.name}: {o.worker!r} is not a worker "
                                 f"of topology {topology.name!r} ({', '.join(topology.workers)})")
     specs = []
-    for w in topology.workers:
+    for w in chosen:
         params: dict[str, Any] = {}
         if model:
             params["model"] = model
@@ -150,8 +174,11 @@ def worker_specs(topology: Topology, model: str | None = None,
 
 
 def player_specs(topology: Topology, dataset: str | None = None,
-                 rate: float | None = None) -> list[NodeSpec]:
-    """An image player in the namespace of every source, from the topology's `player`."""
+                 rate: float | None = None,
+                 robots: Iterable[str] | None = None) -> list[NodeSpec]:
+    """An image player in the namespace of every source (of those among `robots`), from the
+    topology's `player`."""
+    chosen = select_robots(topology, robots)
     params: dict[str, Any] = {**PLAYER_DEFAULTS, **topology.player}
     if dataset:
         params["dataset"] = dataset
@@ -164,7 +191,8 @@ def player_specs(topology: Topology, dataset: str | None = None,
     params.setdefault("shuffle", not str(params.get("dataset", "")).startswith("video:"))
     params = coerce(params, PLAYER_DOUBLES, ())
     return [NodeSpec(robot=s, executable="image_player", name=PLAYER_NAME,
-                     parameters=dict(params), lifecycle=False) for s in topology.sources]
+                     parameters=dict(params), lifecycle=False)
+            for s in topology.sources if s in chosen]
 
 
 def format_value(value: Any) -> str:
