@@ -38,3 +38,36 @@ def test_missing_dataset_is_reported(monkeypatch, tmp_path):
             load_dataset("fmnist", "test")
     else:  # found elsewhere too; the env var must at least not break it
         assert dataset_available("fmnist")
+
+
+def test_the_data_root_is_a_setting(monkeypatch, tmp_path):
+    """$MDI_EXIT_DATA (or --data-dir) names the root; without it, the per-user data folder."""
+    from mdi_exit_ros.data.registry import DATA_ENV, apply_data_dir, data_root
+
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert data_root() == tmp_path / "xdg" / "mdi_exit_ros"
+    monkeypatch.delenv("MDI_EXIT_CIFAR10_DIR", raising=False)
+    root = tmp_path / "data"
+    (root / "cifar10-jpeg").mkdir(parents=True)
+    (root / "cifar10-jpeg" / "test.tar").write_bytes(b"")  # what the lookup probes for
+    apply_data_dir(str(root))
+    assert data_root() == root.resolve()
+    assert dataset_root("cifar10") == root / "cifar10-jpeg"
+    monkeypatch.setenv("MDI_EXIT_CIFAR10_DIR", str(tmp_path / "own"))  # still checked first
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "test.tar").write_bytes(b"")
+    assert dataset_root("cifar10") == tmp_path / "own"
+
+
+def test_a_missing_dataset_names_the_data_root(monkeypatch, tmp_path):
+    from mdi_exit_ros.data import registry
+
+    monkeypatch.setenv(registry.DATA_ENV, str(tmp_path))
+    monkeypatch.setenv("MDI_EXIT_CIFAR10_DIR", str(tmp_path / "nothing"))
+    # as if installed away from any checkout: no shared/ folder beside it or the working dir
+    monkeypatch.setattr(registry, "_REPO", tmp_path / "site" / "pkg")
+    monkeypatch.chdir(tmp_path)
+    assert dataset_root("cifar10") is None
+    with pytest.raises(DatasetUnavailable, match=f"{tmp_path / 'cifar10-jpeg'}.*--data-dir"):
+        load_dataset("cifar10", "test")

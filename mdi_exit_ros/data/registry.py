@@ -1,8 +1,13 @@
 """``load_dataset("cifar10" | "fmnist" | "folder:<path>", split)`` and where data lives.
 
-Default locations (first that exists): ``$MDI_EXIT_CIFAR10_DIR`` /
-``$MDI_EXIT_FMNIST_DIR``, then the project's ``shared/`` folder beside the
-repository, then the machine-wide paths.
+Where a built-in dataset is looked for, first match wins:
+1. its own variable, ``$MDI_EXIT_CIFAR10_DIR`` / ``$MDI_EXIT_FMNIST_DIR`` (the folder itself);
+2. the data root, ``$MDI_EXIT_DATA`` (``--data-dir`` of `mdi-exit train/eval/fleet` sets it),
+   by default the per-user data folder ``$XDG_DATA_HOME/mdi_exit_ros`` (usually
+   ``~/.local/share/mdi_exit_ros``), as ``<root>/cifar10-jpeg`` / ``<root>/fashion-mnist``;
+3. a ``shared/data/...`` folder beside the repository or the working directory (a checkout);
+4. for Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package.
+Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -15,14 +20,24 @@ from .cifar10 import load_cifar10
 from .fashion_mnist import load_fashion_mnist
 from .folder import load_image_folder
 
+DATA_ENV = "MDI_EXIT_DATA"
 _REPO = Path(__file__).resolve().parents[2]
+# name: (its own variable, folder name under the data root, further places, a file it has)
 _CANDIDATES = {
-    "cifar10": ("MDI_EXIT_CIFAR10_DIR", ["shared/data/cifar10-jpeg",
-                                         "/work/shared/data/cifar10-jpeg"], "test.tar"),
-    "fmnist": ("MDI_EXIT_FMNIST_DIR", ["shared/data/fashion-mnist",
-                                       "/usr/share/datasets/fashion-mnist"],
+    "cifar10": ("MDI_EXIT_CIFAR10_DIR", "cifar10-jpeg", ["shared/data/cifar10-jpeg"],
+                "test.tar"),
+    "fmnist": ("MDI_EXIT_FMNIST_DIR", "fashion-mnist",
+               ["shared/data/fashion-mnist", "/usr/share/datasets/fashion-mnist"],
                "t10k-labels-idx1-ubyte.gz"),
 }
+
+
+def data_root() -> Path:
+    """The data root: ``$MDI_EXIT_DATA``, else the per-user data folder."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "mdi_exit_ros"
 
 
 def _expand(rel: str) -> list[Path]:
@@ -34,14 +49,27 @@ def _expand(rel: str) -> list[Path]:
     return [base.parent / rel for base in (_REPO, cwd, cwd.parent)]
 
 
+def add_data_dir_argument(parser) -> None:
+    """`--data-dir`: the data root for this run (and the processes it starts)."""
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help=f"data root (default: ${DATA_ENV}, else {data_root()})")
+
+
+def apply_data_dir(data_dir: str | None) -> None:
+    """Put `--data-dir` in force: the environment, so child processes see it too."""
+    if data_dir:
+        os.environ[DATA_ENV] = str(Path(data_dir).expanduser().resolve())
+
+
 class DatasetUnavailable(FileNotFoundError):
     """The dataset's files are not on this machine."""
 
 
 def dataset_root(name: str) -> Path | None:
     """Folder holding the files of a built-in dataset, or None."""
-    env, paths, probe = _CANDIDATES[name]
+    env, folder, paths, probe = _CANDIDATES[name]
     cands = [Path(os.environ[env])] if os.environ.get(env) else []
+    cands.append(data_root() / folder)
     cands += [p for rel in paths for p in _expand(rel)]
     for c in cands:
         if (c / probe).is_file():
@@ -68,8 +96,10 @@ def load_dataset(spec: str, split: str, size: int | None = None,
         raise ValueError(f"unknown dataset {spec!r}: use cifar10, fmnist or folder:<path>")
     root = dataset_root(spec)
     if root is None:
-        env = _CANDIDATES[spec][0]
-        raise DatasetUnavailable(f"{spec} files not found (set ${env} to their folder)")
+        env, folder = _CANDIDATES[spec][:2]
+        raise DatasetUnavailable(
+            f"{spec} files not found: put them in {data_root() / folder} (the data root is "
+            f"${DATA_ENV} or --data-dir), or set ${env} to their folder")
     if spec == "cifar10":
         return load_cifar10(split, root)
     return load_fashion_mnist(split, root)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..data import DatasetUnavailable, ImageArrays, load_dataset
+from ..data.registry import add_data_dir_argument, apply_data_dir
 from .checkpoint import SHIPPED, CheckpointError, load_model, shipped_path, update_metadata
 from .device import DEVICE_CHOICES, DeviceError, resolve_device, use_fp16
 from .exits import (
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mdi-exit eval", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="shipped name or .safetensors path")
     p.add_argument("--dataset", default=None, help="default: the checkpoint's dataset")
+    add_data_dir_argument(p)
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
     p.add_argument("--batch-size", type=int, default=500)
@@ -206,6 +208,7 @@ def _outputs(model, data: ImageArrays, args, fp16: bool) -> ExitOutputs:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_data_dir(args.data_dir)
     torch.set_num_threads(max(1, args.threads))
     try:
         device = resolve_device(args.device)

@@ -36,6 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import ImageArrays, iterate_batches, load_dataset, random_crop_flip
+from ..data.registry import add_data_dir_argument, apply_data_dir
 from .builders import build_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import DEVICE_CHOICES, DeviceError, resolve_device
@@ -48,7 +49,7 @@ HOLDOUT_SEED = 12345  # the held-out calibration images of every run (never chan
 EXIT_STOPPED = 75  # stopped early (signal / --stop-after-steps); same command resumes
 # Arguments that may differ when resuming (they do not change the trajectory).
 RESUME_FREE = {"threads", "progress", "ckpt_every_min", "out", "resume", "work_dir", "log_every",
-               "eval_every", "max_drop", "limit_test", "stop_after_steps", "device"}
+               "eval_every", "max_drop", "limit_test", "stop_after_steps", "device", "data_dir"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-kwargs", default="{}",
                    help='builder kwargs as JSON, e.g. \'{"input_size": 32}\'')
     p.add_argument("--dataset", default="fmnist", help="fmnist | cifar10 | folder:<path>")
+    add_data_dir_argument(p)
     p.add_argument("--init", default=None, help="start from this .safetensors model checkpoint")
     p.add_argument("--mode", choices=("joint", "heads"), default="joint")
     p.add_argument("--epochs", type=int, default=10)
@@ -479,6 +481,7 @@ def finish(args, work: Path, model: EarlyExitModel, val: ImageArrays, test: Imag
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    apply_data_dir(args.data_dir)
     args._argv = argv
     try:
         json.loads(args.model_kwargs)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mdi_exit_ros.data.registry import add_data_dir_argument, apply_data_dir
 from mdi_exit_ros.tools import fleet_spec
 from mdi_exit_ros.tools.fleet_spec import NodeSpec, Override
 from mdi_exit_ros.tools.monitor import FleetView, render
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="WORKER.PARAM=VALUE", help="per-worker parameter override")
     p.add_argument("--dataset", help="image player dataset (default: the topology's)")
+    add_data_dir_argument(p)
     p.add_argument("--rate", type=float, help="image player frames per second")
     p.add_argument("--no-player", action="store_true", help="start no image player")
     p.add_argument("--camera-topic", metavar="TOPIC",
@@ -113,6 +115,7 @@ def parse_options(argv: list[str]) -> Options:
     """Parse and validate; argparse exits 2 on malformed options, ValueError/TopologyError
     for bad values (the caller prints them and exits 2)."""
     a = build_parser().parse_args(argv)
+    apply_data_dir(a.data_dir)
     topology = load_topology(resolve_topology(a.topology))
     overrides: list[Override] = [fleet_spec.parse_override(s) for s in a.overrides]
     for name, value in (("duration", a.duration), ("startup-timeout", a.startup_timeout),

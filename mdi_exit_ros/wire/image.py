@@ -1,8 +1,8 @@
 """`sensor_msgs/Image` <-> numpy, for the encodings cameras actually send.
 
-cv_bridge is used when it is importable (a ROS install); otherwise numpy does the same job,
-so a pip install needs no OpenCV. Output is always HxWxC uint8 in RGB order (C = 1 or 3),
-which is what the models' input specs describe.
+Plain numpy does the decoding, with or without a ROS install, so a pip install needs neither
+cv_bridge nor OpenCV and both installs decode a frame identically. Output is always HxWxC
+uint8 in RGB order (C = 1 or 3), which is what the models' input specs describe.
 """
 
 from __future__ import annotations
