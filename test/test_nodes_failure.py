@@ -9,10 +9,14 @@ out. Every admitted frame must still be answered exactly once, none via its dead
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 from fleet_harness import Driver, Robot, frames, make_checkpoint
 from lifecycle_msgs.msg import Transition
+
+from mdi_exit_ros.msg import WorkerStats
+from mdi_exit_ros.wire import qos
 
 pytestmark = pytest.mark.ros
 N_FRAMES = 40
@@ -80,11 +84,28 @@ def test_a_killed_worker_loses_no_admitted_frame(start_fleet) -> None:
     sent = _feed_until(driver, lambda: _holds_tasks(driver, "robot3"), 120, seed=7)
     assert _holds_tasks(driver, "robot3"), \
         f"robot3 never held an unfinished task in {sent} frames; {driver.describe()}"
+    taken_back = {w: driver.stats[w].tasks_taken_back for w in ("robot1", "robot2")}
+    detected: list[float] = []  # when a sender first took a task back from robot3
+
+    def on_stats(msg: WorkerStats) -> None:
+        if msg.worker in taken_back and msg.tasks_taken_back > taken_back[msg.worker] \
+                and not detected:
+            detected.append(time.monotonic())
+
+    driver.node.create_subscription(WorkerStats, "/mdi/worker_stats", on_stats,
+                                    qos.state_qos())
+    killed = time.monotonic()
     robots["robot3"].proc.send_signal(signal.SIGKILL)
     driver.publish_frames("robot1", frames(max(N_FRAMES - sent, 10), seed=8), None, 20.0)
     # Settled: every frame sent was admitted or dropped, and every admitted one answered,
     # with every published answer received here (one per frame, so no duplicates).
     stats = driver.wait_settled("robot1", 90.0)
+    recovered = time.monotonic()
+    print(f"\nSIGKILL of robot3 holding tasks: taken back after "
+          f"{detected[0] - killed if detected else float('nan'):.2f} s (lease 1.0 s, reports "
+          f"every 0.2 s); all {stats.frames_admitted} admitted frames answered "
+          f"{recovered - killed:.1f} s after the kill; lost 0, answered twice 0, re-admitted "
+          f"{stats.frames_overdue}")
     ids = [r.data_id for r in driver.results["robot1"]]
     assert len(set(ids)) == len(ids) == stats.frames_admitted  # each frame answered once
     assert stats.frames_overdue == 0  # re-issued by the senders, not re-admitted
@@ -114,3 +135,40 @@ def test_a_deactivated_worker_hands_its_queue_to_neighbours(start_fleet) -> None
     assert robot3.lifecycle_state == "inactive"
     assert robot3.input_queue == 0 and robot3.output_queue == 0
     assert robot3.tasks_evacuated >= 1
+
+
+def test_a_worker_started_mid_stream_gets_work(tmp_path) -> None:
+    """robot3 joins while robot1 (slow, neighbours '*') is busy: robot1 learns of it from its
+    NeighborState and offloads to it. Measured: activation to its first task received."""
+    ckpt = make_checkpoint(tmp_path / "model.safetensors")
+    common = {"model": str(ckpt), "state_period": 0.1, "stats_period": 0.2,
+              "exit_thresholds": [1.0, 1.0, 1.0]}
+    robots = {"robot1": Robot("robot1", True, {
+        **common, "neighbors": ["*"], "compute_slowdown": 120.0, "admission_mode": "rate",
+        "initial_interval": 0.005, "frame_deadline": 120.0, "qos": "reliable"}, tmp_path)}
+    driver = Driver()
+    try:
+        driver.bring_up("robot1")
+        driver.connect("robot1")
+        robots["robot3"] = Robot("robot3", False, common, tmp_path)
+        driver.bring_up("robot3")
+        active = time.monotonic()
+
+        def robot3_got_work() -> bool:
+            stats = driver.stats.get("robot3")
+            return stats is not None and stats.tasks_received > 0
+
+        seed = 500
+        while not robot3_got_work() and time.monotonic() - active < 30.0:
+            driver.publish_frames("robot1", frames(1, seed=seed), None, 20.0)
+            seed += 1
+        first_task = time.monotonic() - active
+        assert robot3_got_work(), driver.describe()
+        stats = driver.wait_settled("robot1", 120.0)
+        print(f"\nrobot3 joined mid-stream: first task {first_task:.2f} s after it was "
+              f"active (stats every 0.2 s); {stats.frames_admitted} frames all answered")
+        assert first_task <= 10.0  # 3 s is the goal; the measured value is in RELIABILITY.md
+    finally:
+        driver.close()
+        for robot in robots.values():
+            robot.stop()
