@@ -11,6 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from mdi_exit_ros.msg import NeighborState, WorkerStats
 from mdi_exit_ros.tools.monitor import (
+    ERROR,
     OK,
     STALE,
     WARN,
@@ -76,6 +77,17 @@ def test_status_levels() -> None:
     assert levels == {"ok": OK, "busy": WARN, "late": WARN, "gone": STALE, "silent": STALE}
     assert "over T_O=50" in worker_status(view.workers["busy"], 100.0, t_o=50)[1]
     assert worker_status(view.workers["busy"], 100.0, t_o=60)[0] == OK
+
+
+def test_a_worker_that_cannot_run_tasks_is_an_error() -> None:
+    view = FleetView()
+    view.on_stats(stats("stuck", health="4 task(s) queued, none finished for 12 s",
+                        output_queue=70), now=100.0)
+    level, message = worker_status(view.workers["stuck"], 100.0, t_o=50)
+    assert (level, message) == (ERROR, "active: 4 task(s) queued, none finished for 12 s")
+    assert "ERROR" in render(view, now=100.0).splitlines()[2]
+    (entry,) = diagnostic_entries(view, now=100.0)
+    assert entry.level == ERROR and dict(entry.values)["tasks_failed"] == "0"
 
 
 def test_render_shows_workers_and_sources() -> None:

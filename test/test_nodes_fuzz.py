@@ -127,6 +127,7 @@ def test_hostile_messages_are_refused_and_the_robots_still_classify(tmp_path) ->
                   f"{s.frames_dropped}" for n, s in reports.items()))
         for name, s in reports.items():
             assert s.internal_errors == 0, (name, robots[name].log.read_text()[-3000:])
+            assert s.health == "" and s.tasks_failed == 0, (name, s.health)
             assert after[name] - before[name] <= RSS_GROWTH_BOUND, (name, before, after)
         assert reports[WORKER].tasks_refused > 0 and reports[SOURCE].tasks_refused > 0
         assert reports[SOURCE].messages_refused > 0 and reports[WORKER].messages_refused > 0

@@ -28,6 +28,7 @@ from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 
 from mdi_exit_ros import core
+from mdi_exit_ros.core import health as core_health
 from mdi_exit_ros.model.checkpoint import CheckpointError
 from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerStats
 from mdi_exit_ros.nodes import params
@@ -90,6 +91,9 @@ class WorkerNode(LifecycleNode):
         self._failures: Counter[tuple] = Counter()
         self.internal_errors = 0  # errors caught in callbacks and the inference loop
         self.messages_refused = 0  # messages from the wire refused before any use
+        self.tasks_failed = 0  # tasks given up after MAX_TASK_FAILURES (answered as failed)
+        self._failed_reported = 0
+        self._progress_at = time.monotonic()  # a task last finished (or activation)
         self._warned_no_neighbor = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -258,6 +262,7 @@ class WorkerNode(LifecycleNode):
             self.core.lifecycle_state = core.ACTIVE
             self.active = True
         self._stop.clear()
+        self._progress_at = time.monotonic()
         self._thread = threading.Thread(target=self._inference_loop, name="inference",
                                         daemon=True)
         self._thread.start()
@@ -365,6 +370,7 @@ class WorkerNode(LifecycleNode):
                 task, run.confidence, run.compute_seconds, now,
                 next_payload=nxt, next_size_bytes=nxt.nbytes() if nxt else 0)
             sends = self.core.offload_pass(now)
+        self._progress_at = now
         if outcome.exited:
             self.deliver_exit(self.exit_result(task, payload, run.logits, run.confidence))
         self.send_tasks(sends)
@@ -379,6 +385,8 @@ class WorkerNode(LifecycleNode):
                 self.core.requeue(task)
                 return
             # Give up: exit here (threshold 0) so the source still gets exactly one answer.
+            self.tasks_failed += 1
+            self._failures.pop(key, None)
             task.exit_thresholds = core.ExitThresholds.uniform(self.engine.num_exits, 0.0)
             self.core.complete(task, 1.0, 0.0, time.monotonic())
         result = self.exit_result(task, task.payload, None, 0.0)
@@ -585,6 +593,8 @@ class WorkerNode(LifecycleNode):
             messages_refused=self.messages_refused + self._peers.refused_names,
             peer_messages_dropped=self._peers.dropped,
             internal_errors=self.internal_errors,
+            tasks_failed=self.tasks_failed,
+            health=self.health(s.input_queue, s.gamma),
             tasks_taken_back=s.taken_back, duplicates=s.duplicates,
             tasks_evacuated=s.evacuated,
             offload_targets=list(self._offloads_to),
@@ -594,6 +604,16 @@ class WorkerNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         self.fill_source_stats(msg)
         self._pubs["stats"].publish(msg)
+
+    def health(self, queued: int, gamma: float) -> str:
+        """Why this worker cannot run tasks now ('' if it can); see core/health.py."""
+        failed, self._failed_reported = self.tasks_failed - self._failed_reported, \
+            self.tasks_failed
+        thread = self._thread
+        return core_health.worker_health(
+            active=self.active, inference_running=thread is not None and thread.is_alive(),
+            queued=queued, since_progress=time.monotonic() - self._progress_at,
+            gamma=float(gamma), failed_recently=failed)
 
     def fill_source_stats(self, msg: WorkerStats) -> None:
         """Sources add their frame counters."""

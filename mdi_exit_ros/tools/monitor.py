@@ -148,6 +148,9 @@ def worker_status(e: WorkerEntry, now: float, t_o: int = DEFAULT_T_O,
         since = "never" if age is None else f"for {age:.1f} s"
         return STALE, f"no WorkerStats {since}"
     state = e.latest("lifecycle_state", "?") or "?"
+    health = e.get("health", "")
+    if health:  # the worker says it cannot run tasks (core/health.py)
+        return ERROR, f"{state}: {health}"
     out_q, in_q = int(e.latest("output_queue", 0)), int(e.latest("input_queue", 0))
     problems = []
     if out_q > t_o:
@@ -172,6 +175,8 @@ def render(view: FleetView, now: float | None = None, t_o: int = DEFAULT_T_O,
         state = e.latest("lifecycle_state", "?") or "?"
         if level == STALE:
             state = "STALE"
+        elif level == ERROR:
+            state = "ERROR"
         elif level == WARN:
             state += "!"
         age = e.age(now)
@@ -200,7 +205,8 @@ def render(view: FleetView, now: float | None = None, t_o: int = DEFAULT_T_O,
                 _ms(e.get("latency_p50", 0.0)), _ms(e.get("latency_p95", 0.0))])
         lines += [""] + _table(["source", "mode", "control", "admit/s", "recv", "admit",
                                 "drop", "done", "late", "accuracy", "p50 ms", "p95 ms"], rows)
-    lines += ["", "* source   ! warning (O_n over T_O or late stats)"]
+    lines += ["", "* source   ! warning (O_n over T_O or late stats)   ERROR: cannot run tasks "
+              "(see /diagnostics)"]
     return "\n".join(lines) + "\n"
 
 
@@ -224,7 +230,7 @@ def _values(e: WorkerEntry) -> list[tuple[str, str]]:
         ("compute_delay_s", f"{float(e.latest('compute_delay', 0.0)):.6f}"),
     ]
     for name in ("tasks_run", "tasks_received", "tasks_refused", "tasks_taken_back",
-                 "duplicates"):
+                 "duplicates", "tasks_failed", "messages_refused", "internal_errors"):
         kv.append((name, str(e.get(name))))
     kv += [(f"offloads_to_{t}", str(n)) for t, n in e.offloads().items()]
     kv += [(f"exit_{k}", str(int(n))) for k, n in enumerate(e.get("exits", []), start=1)]
