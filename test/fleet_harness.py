@@ -57,9 +57,9 @@ class Robot:
     """One worker or source process."""
 
     def __init__(self, worker_id: str, source: bool, params: dict[str, Any],
-                 log_dir: Path) -> None:
+                 log_dir: Path, log_level: str = "warn") -> None:
         args = ["--ros-args", "-r", f"__ns:=/{worker_id}", "-r", "__node:=worker",
-                "--log-level", "warn"]
+                "--log-level", log_level]
         for name, value in params.items():
             args += ["-p", f"{name}:={_yaml(value)}"]
         self.worker_id = worker_id

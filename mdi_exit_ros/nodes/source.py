@@ -30,7 +30,7 @@ LABEL_MEMORY = 10_000  # ground-truth labels kept while their frames are in flig
 MAX_FRAME_ID = 256  # characters of a label's header.frame_id (labels are kept in memory)
 MAX_CLASS_NAME = 256  # characters of an ExitResult.class_name (a failed task's reason too)
 LATENCY_WINDOW = 1000  # results over which latency percentiles are reported
-QOS_DISCOVERY_PERIOD = 0.5  # s between looks for the camera publisher (qos: auto)
+QOS_DISCOVERY_PERIOD = 0.5  # s between looks at the camera's publishers (qos: auto)
 
 
 def new_incarnation() -> int:
@@ -186,7 +186,7 @@ class SourceNode(WorkerNode):
     # -- camera and admission -----------------------------------------------------------
 
     def _subscribe_image(self, choice: str) -> None:
-        """Subscribe now, or (qos: auto) once the camera publisher is on the graph."""
+        """Subscribe now, or (qos: auto) follow the camera publishers on the graph."""
         topic = self.resolve_topic_name("image")
         if choice != "auto":
             self._image_sub = self.create_subscription(Image, "image", self._on_image,
@@ -194,16 +194,20 @@ class SourceNode(WorkerNode):
             return
 
         def look() -> None:
+            """Follow the camera: (re)subscribe whenever its publishers need other QoS."""
             infos = self.get_publishers_info_by_topic(topic)
             profile = qos.image_qos("auto", [i.qos_profile.reliability for i in infos])
             if profile is None:
+                return  # no camera (yet, or any more): keep what we have
+            current = self._image_sub.qos_profile.reliability if self._image_sub else None
+            if profile.reliability == current:
                 return
-            self.destroy_timer(self._discovery)
-            self._discovery = None
+            if self._image_sub is not None:
+                self.destroy_subscription(self._image_sub)
             self._image_sub = self.create_subscription(Image, "image", self._on_image, profile)
             self.get_logger().info(
-                f"subscribed to {topic} with {profile.reliability.name.lower()} QoS, matching "
-                f"{len(infos)} publisher(s)")
+                f"{'re-' if current is not None else ''}subscribed to {topic} with "
+                f"{profile.reliability.name.lower()} QoS, matching {len(infos)} publisher(s)")
 
         self._discovery = self.create_timer(QOS_DISCOVERY_PERIOD, look)
         self.get_logger().info(f"waiting for a publisher on {topic} to match its QoS")
