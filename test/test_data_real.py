@@ -44,7 +44,7 @@ def test_the_data_root_is_a_setting(monkeypatch, tmp_path):
     """$MDI_EXIT_DATA (or --data-dir) names the root; without it, the per-user data folder."""
     from mdi_exit_ros.data.registry import DATA_ENV, apply_data_dir, data_root
 
-    monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.setenv(DATA_ENV, "")  # restored after the test: apply_data_dir sets it
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert data_root() == tmp_path / "xdg" / "mdi_exit_ros"
     monkeypatch.delenv("MDI_EXIT_CIFAR10_DIR", raising=False)
