@@ -6,7 +6,7 @@ Each test pins a behaviour the earlier tests left open: the not-due answer of Al
 edges of the stall rule and of a parameter change, the camera bound's bookkeeping between
 steps, exact refusal messages and the T_e = 1 edge of a report, restamp's count, and the
 custody and done-notice bookkeeping (counters that add up, the oldest copy expiring first,
-the origin memory's capacity).
+the origin memory's capacity), and the health rule at one task.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from mdi_exit_ros.core import (
     WorkerCore,
     report_problem,
 )
+from mdi_exit_ros.core.health import MIN_STALL, worker_health
 
 # -- Alg. 3/4 schedule (admission.py) ----------------------------------------------------------
 
@@ -232,3 +233,19 @@ def test_the_origin_memory_forgets_the_oldest_frame_at_capacity() -> None:
         r.submit(_received(d), 0.0, sender="m")
     _exit_all(r)
     assert [key.data_id for _, key, _ in r.take_done()] == [2, 3]
+
+
+# -- health (health.py) -----------------------------------------------------------------------
+
+
+def _health(queued: int = 0, since_progress: float = 1.0, failed_recently: int = 0) -> str:
+    return worker_health(active=True, inference_running=True, queued=queued,
+                         since_progress=since_progress, gamma=0.05,
+                         failed_recently=failed_recently)
+
+
+def test_one_stuck_task_or_one_failed_task_is_enough_to_be_unhealthy() -> None:
+    assert _health() == ""
+    assert _health(queued=1, since_progress=MIN_STALL + 1.0) == \
+        "1 task(s) queued, none finished for 11 s"
+    assert _health(failed_recently=1) == "1 task(s) failed for good since the last report"
