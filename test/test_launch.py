@@ -287,18 +287,9 @@ def test_mesh3_launch_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert os.access(prefix / "lib" / "mdi_exit_ros" / exe, os.X_OK), exe
     launch_file = Path(get_package_share_directory("mdi_exit_ros")) / "launch" / "mesh3.launch.py"
     images = _image_folder(tmp_path / "images")
-    runner = (
-        "import sys, launch\n"
-        "from launch.launch_description_sources import AnyLaunchDescriptionSource\n"
-        "args = sys.argv[2:]\n"
-        "ls = launch.LaunchService(argv=args, noninteractive=True)\n"
-        "ls.include_launch_description(launch.LaunchDescription([\n"
-        "    launch.actions.IncludeLaunchDescription(AnyLaunchDescriptionSource(sys.argv[1]),\n"
-        "        launch_arguments=[tuple(a.split(':=', 1)) for a in args])]))\n"
-        "sys.exit(ls.run())\n")
     log_path = tmp_path / "launch.log"
     log = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-P", "-c", runner, str(launch_file), "rate:=10",
+    proc = subprocess.Popen([sys.executable, "-P", "-c", _RUNNER, str(launch_file), "rate:=10",
                              f"dataset:=folder:{images}"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     driver = Driver()
@@ -344,7 +335,7 @@ def test_mesh3_launch_runs_and_stops_cleanly(tmp_path: Path) -> None:
         proc.wait(timeout=10)
 
 
-_RUNNER = (
+_RUNNER = (  # runs one launch file as `ros2 launch` would (no ros2cli here)
     "import sys, launch\n"
     "from launch.launch_description_sources import AnyLaunchDescriptionSource\n"
     "args = sys.argv[2:]\n"
