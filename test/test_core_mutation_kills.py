@@ -12,6 +12,8 @@ import math
 import random
 
 import pytest
+from test_core_alg2_inputs import FixedDraw
+from test_core_worker import K, make, task
 
 from mdi_exit_ros.core import (
     AckStatus,
@@ -44,26 +46,6 @@ from mdi_exit_ros.core.offload import (
     OffloadSelector,
     offload_rule,
 )
-
-K = 3
-
-
-def make(worker_id: str = "n", **kw: object) -> WorkerCore:
-    """A worker with known priors (Gamma_n 0.1 s, 1 ms links) and a 1 s minimum ack timeout."""
-    defaults: dict[str, object] = {
-        "rng": random.Random(0),
-        "lease": 2.0,
-        "compute": ComputeDelayEstimator(prior=0.1),
-        "link_factory": lambda: LinkDelayEstimator(prior_latency=0.001, prior_bandwidth=1e9),
-        "ledger": OffloadLedger(min_timeout=1.0, timeout_factor=4.0),
-    }
-    defaults.update(kw)
-    return WorkerCore(worker_id, "mnv2", ExitThresholds.uniform(K, 0.8), **defaults)  # type: ignore[arg-type]
-
-
-def task(data_id: int, k: int = 1, source: str = "n", hops: int = 0) -> Task:
-    """A task of 1000 bytes."""
-    return Task(TaskKey(source, data_id, k), hops=hops, size_bytes=1000)
 
 
 def report(name: str, seq: int = 1, i_m: int = 0, **kw: object) -> NeighborReport:
@@ -903,22 +885,9 @@ def test_constructor_boundaries_messages_and_defaults() -> None:
     assert all(w.locate(t.key) == "in_flight" for t in sent)
 
 
-class CountingDraw:
-    """RNG stub that records how often it is drawn."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-        self.draws = 0
-
-    def random(self) -> float:
-        """The fixed value."""
-        self.draws += 1
-        return self.value
-
-
 def test_the_given_rng_drives_the_probabilistic_branch() -> None:
     for value, sent in ((0.0, 1), (0.999, 0)):
-        rng = CountingDraw(value)
+        rng = FixedDraw(value)
         w = make(rng=rng)
         w.output.extend(task(d, k=2) for d in (1, 2))
         w.input.append(task(3))
