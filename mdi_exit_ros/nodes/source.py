@@ -290,8 +290,10 @@ class SourceNode(WorkerNode):
             with self.lock:
                 data_id = self._new_data_id()
                 self.frames.readmit(frame_id, data_id, now, now + self.param("frame_deadline"))
-            self.get_logger().warning(f"frame {frame_id} overdue: admitting it again as "
-                                      f"data_id {data_id}")
+            self.get_logger().warning(  # at most every 5 s: overload must not flood the log
+                f"frame {frame_id} overdue: admitting it again as data_id {data_id} "
+                f"({self.frames.counters()['overdue']} overdue so far)",
+                throttle_duration_sec=5.0)
             self._submit(frame_id, data_id, now)
 
     # -- results ------------------------------------------------------------------------
