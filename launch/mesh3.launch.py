@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from launch import LaunchDescription
-from launch.actions import IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 TOPOLOGY = "mesh3"
@@ -21,6 +21,9 @@ TOPOLOGY = "mesh3"
 def generate_launch_description() -> LaunchDescription:
     generic = os.path.join(os.path.dirname(os.path.abspath(__file__)), "topology.launch.py")
     return LaunchDescription([
+        # declared first, so `--show-args` shows this file's topology, not the generic default
+        DeclareLaunchArgument("topology", default_value=TOPOLOGY,
+                              description="Fixed by this file; topology.launch.py takes any"),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(generic),
                                  launch_arguments={"topology": TOPOLOGY}.items()),
     ])

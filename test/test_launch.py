@@ -106,6 +106,11 @@ def test_per_topology_launch_includes_the_generic_one(name: str) -> None:
     names = [_name(c) for c in _calls(tree)]
     assert "IncludeLaunchDescription" in names
     assert "'topology.launch.py'" in ast.unparse(tree)
+    # `--show-args` shows the first declaration of a name: this file's topology comes first
+    assert names.index("DeclareLaunchArgument") < names.index("IncludeLaunchDescription")
+    declare = next(c for c in _calls(tree) if _name(c) == "DeclareLaunchArgument")
+    assert ast.unparse(declare.args[0]) == "'topology'"
+    assert ast.unparse(_kw(declare, "default_value")) == "TOPOLOGY"
 
 
 def test_robot_launch_includes_the_generic_one_for_one_robot() -> None:
