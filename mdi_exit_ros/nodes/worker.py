@@ -42,6 +42,7 @@ STATS_TOPIC = "/mdi/worker_stats"
 TICK_PERIOD = 0.05  # s: ack timeouts, leases, deferred offloads
 ACK_BYTES = 64  # a TaskAck's size on an emulated link (ids, flags, a short reason)
 MAX_TASK_FAILURES = 3  # a task whose inference keeps failing is answered with an error
+MAX_TASK_AGE = 86_400.0  # s: a task's admission stamp further back is a peer's garbage
 
 
 def tasks_topic(worker: str) -> str:
@@ -467,7 +468,8 @@ class WorkerNode(LifecycleNode):
                               if len(msg.exit_thresholds) else None)
                 task = core.Task(core.TaskKey(msg.source, msg.data_id, msg.task_index),
                                  attempt=msg.attempt, payload=Payload(msg.header, msg.tensor),
-                                 size_bytes=len(msg.tensor.data), admitted_at=now,
+                                 size_bytes=len(msg.tensor.data),
+                                 admitted_at=now - self._age_of(msg.admitted),
                                  hops=msg.hops, exit_thresholds=thresholds)
                 receipt = self.core.submit(task, now, model_id=msg.model_id, sender=msg.sender)
                 reason = receipt.reason
@@ -483,6 +485,15 @@ class WorkerNode(LifecycleNode):
         self._links.send(msg.sender, ack, ACK_BYTES)
         self.send_tasks(sends)
         self._wake.set()
+
+    def _age_of(self, stamp: Any) -> float:
+        """Seconds since a ROS time stamp (the source's admission of a frame), on our clock.
+
+        Clocks of robots are assumed roughly in sync (NTP); a stamp from the future or older
+        than a day (a peer's garbage) is clamped, since this only ever feeds reports.
+        """
+        ns = self.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)
+        return min(max(ns * 1e-9, 0.0), MAX_TASK_AGE)
 
     def _check_task_message(self, msg: Task) -> str:
         """Why a received task cannot run here ('' if it can); the core checks the rest."""
