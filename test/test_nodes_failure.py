@@ -172,3 +172,30 @@ def test_a_worker_started_mid_stream_gets_work(tmp_path) -> None:
         driver.close()
         for robot in robots.values():
             robot.stop()
+
+
+def test_frames_that_run_out_of_deadlines_are_answered_as_expired(tmp_path) -> None:
+    """Overload: a source whose one task takes ~3 s, deadlines of 0.5 s and no re-admission
+    (max_readmissions 0): late frames are answered once, as expired, and counted; none is
+    dropped, none admitted again into the queue that made it late."""
+    ckpt = make_checkpoint(tmp_path / "model.safetensors")
+    robot = Robot("robot1", True, {
+        "model": str(ckpt), "stats_period": 0.2, "neighbors": ["-"], "compute_slowdown": 1000.0,
+        "exit_thresholds": [0.0, 0.0, 0.0], "admission_mode": "threshold", "qos": "reliable",
+        "frame_deadline": 0.5, "max_readmissions": 0}, tmp_path)
+    driver = Driver()
+    try:
+        driver.bring_up("robot1")
+        driver.connect("robot1")
+        driver.publish_frames("robot1", frames(6, seed=40), None, 20.0)
+        stats = driver.wait_settled("robot1", 120.0)
+    finally:
+        driver.close()
+        robot.stop()
+    results = driver.results["robot1"]
+    expired = [r for r in results if r.class_name == "expired"]
+    assert stats.frames_admitted == stats.frames_classified == len(results) == 6
+    assert len({r.data_id for r in results}) == 6  # one result per frame
+    assert stats.frames_expired == len(expired) >= 4, driver.describe()
+    assert all(r.class_id == -1 and r.exit_index == 0 for r in expired)
+    assert stats.frames_overdue >= len(expired)

@@ -343,6 +343,12 @@ class FrameLedger:
                     self.overdue_count += 1
         return sorted(late)
 
+    def should_expire(self, data_id: int, max_readmissions: int) -> bool:
+        """An overdue frame already admitted again `max_readmissions` times: answer it as
+        expired instead of adding one more copy to the queues that made it late."""
+        record = self._pending.get(self.frame_of(data_id))
+        return record is not None and len(record.aliases) >= max_readmissions
+
     def abandon(self, data_id: int) -> bool:
         """Give up on a pending frame; a result arriving later is counted as late."""
         record = self._pending.pop(self.frame_of(data_id), None)

@@ -112,6 +112,9 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("frame_deadline", 10.0, "Seconds after admission when a frame is overdue and "
          "admitted again (nothing admitted is dropped)", low=0.1, high=86400.0,
          source_only=True),
+    Spec("max_readmissions", 1, "Times an overdue frame is admitted again; overdue once "
+         "more, it is answered as expired (class_id -1, class_name 'expired'), so overload "
+         "cannot feed on its own late frames", low=0, high=1000, source_only=True),
 )
 
 SPECS = {s.name: s for s in WORKER_PARAMS}

@@ -28,6 +28,7 @@ from mdi_exit_ros.wire.image import ImageDecodeError, image_to_array
 
 LABEL_MEMORY = 10_000  # ground-truth labels kept while their frames are in flight
 MAX_FRAME_ID = 256  # characters of a label's header.frame_id (labels are kept in memory)
+EXPIRED = "expired"  # class_name of a frame answered after its last deadline
 MAX_CLASS_NAME = 256  # characters of an ExitResult.class_name (a failed task's reason too)
 LATENCY_WINDOW = 1000  # results over which latency percentiles are reported
 QOS_DISCOVERY_PERIOD = 0.5  # s between looks at the camera's publishers (qos: auto)
@@ -60,7 +61,7 @@ class SourceNode(WorkerNode):
         self._inputs: dict[int, Payload] = {}  # admitted frames' task-1 input, until answered
         self._labels: OrderedDict[tuple, int] = OrderedDict()
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0}
+        self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0, "expired": 0}
         self._next_id = 0
         self._next_admit = 0.0
         self._image_sub = None
@@ -287,6 +288,9 @@ class SourceNode(WorkerNode):
             return
         now = time.monotonic()
         for frame_id in self.frames.overdue(now):
+            if self.frames.should_expire(frame_id, self.param("max_readmissions")):
+                self._expire(frame_id)
+                continue
             with self.lock:
                 data_id = self._new_data_id()
                 self.frames.readmit(frame_id, data_id, now, now + self.param("frame_deadline"))
@@ -295,6 +299,19 @@ class SourceNode(WorkerNode):
                 f"({self.frames.counters()['overdue']} overdue so far)",
                 throttle_duration_sec=5.0)
             self._submit(frame_id, data_id, now)
+
+    def _expire(self, frame_id: int) -> None:
+        """Answer a frame that ran out of deadlines: one result, marked expired, counted."""
+        stored = self._inputs.get(frame_id)
+        result = ExitResult(source=self.worker_id, data_id=frame_id, exit_index=0,
+                            worker=self.worker_id, class_id=-1, class_name=EXPIRED)
+        if stored is not None:
+            result.header = stored.header
+        self._counts["expired"] += 1
+        self.get_logger().warning(  # throttled like the re-admissions
+            f"frame {frame_id} expired after {self.param('max_readmissions')} re-admission(s) "
+            f"({self._counts['expired']} expired so far)", throttle_duration_sec=5.0)
+        self.on_exit_result(result)
 
     # -- results ------------------------------------------------------------------------
 
@@ -363,6 +380,7 @@ class SourceNode(WorkerNode):
         msg.frames_dropped = counters["dropped_at_admission"]
         msg.frames_classified = counters["completed"]
         msg.frames_overdue = counters["overdue"]
+        msg.frames_expired = self._counts["expired"]
         msg.frames_labelled = self._counts["labelled"]
         msg.frames_correct = self._counts["correct"]
         msg.admission_mode = self.param("admission_mode")

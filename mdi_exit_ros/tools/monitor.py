@@ -236,7 +236,7 @@ def _values(e: WorkerEntry) -> list[tuple[str, str]]:
     kv += [(f"exit_{k}", str(int(n))) for k, n in enumerate(e.get("exits", []), start=1)]
     if e.is_source:
         for name in ("frames_received", "frames_admitted", "frames_dropped",
-                     "frames_classified", "frames_overdue", "frames_labelled",
+                     "frames_classified", "frames_overdue", "frames_expired", "frames_labelled",
                      "frames_correct"):
             kv.append((name, str(e.get(name))))
         acc = e.accuracy()
