@@ -166,17 +166,21 @@ def test_monitor_once_and_diagnostics_from_a_running_source(tmp_path: Path) -> N
                                 "--diagnostics-subscribers", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out, _ = monitor.communicate(timeout=90)
-        # Acknowledged means our reader has it: it is delivered on the next spins.
-        driver.spin_until(lambda: any(s.name == "mdi_exit/robotm" for a in arrays
-                                      for s in a.status), 30.0)
+        # Acknowledged means our reader has the snapshot: it is delivered on the next spins.
+        # (Arrays the monitor published while it waited may show robotm STALE: it knew it
+        # from NeighborState before its first WorkerStats.)
+        driver.spin_until(lambda: any(s.name == "mdi_exit/robotm"
+                                      and s.level == DiagnosticStatus.OK
+                                      for a in arrays for s in a.status), 30.0)
         assert monitor.returncode == 0, out
         row = next(line for line in out.splitlines() if line.startswith("robotm*"))
         assert row.split()[1] == "active"
         assert row.split()[8] == "/".join(  # exits column: where the 3 frames exited
             str(sum(r.exit_index == k for r in driver.results["robotm"])) for k in (1, 2, 3))
         assert "μ 50.0 ms" in out
-        ours = [s for a in arrays for s in a.status if s.name == "mdi_exit/robotm"]
-        assert ours, f"no DiagnosticStatus for robotm in {len(arrays)} arrays"
+        ours = [s for a in arrays for s in a.status if s.name == "mdi_exit/robotm"
+                and s.level == DiagnosticStatus.OK]
+        assert ours, f"no OK DiagnosticStatus for robotm in {len(arrays)} arrays"
         status = ours[-1]
         assert status.hardware_id == "robotm"
         assert status.level == DiagnosticStatus.OK
