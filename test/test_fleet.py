@@ -502,13 +502,18 @@ def test_a_killed_robot_leaves_the_fleet_running_and_comes_back_with_respawn(
     restarts robot3 and brings it to active, and the new robot3 runs offloaded tasks again; a
     second kill finds the one restart used, so robot3 stays gone while robot1 and robot2 keep
     classifying. The summary lists both departures; the exit code says the fleet ran degraded.
-    robot1 is 50x slower (padding with sleep, no CPU) so that it offloads to both helpers."""
+    robot1 is 50x slower (padding with sleep, no CPU) and runs every frame to the last exit
+    (its frames carry T_e = 1), so it always has later tasks to offload to both helpers: with
+    the checkpoint's thresholds most frames exit at task 1, which stays at the source, and a
+    proof run failed when the restarted robot3 got no task."""
     from fleet_harness import Driver
 
     images = image_folder(tmp_path / "images")
     log_dir = tmp_path / "logs"
     proc = _run(["mesh3", "--rate", "20", "--dataset", f"folder:{images}", "--respawn", "1",
-                 "--set", "robot1.compute_slowdown=50", "--set", "*.stats_period=0.5",
+                 "--set", "robot1.compute_slowdown=50",
+                 "--set", "robot1.exit_thresholds=[1.0,1.0,1.0]",
+                 "--set", "*.stats_period=0.5",
                  "--startup-timeout", "150", "--log-dir", str(log_dir)])
     out = _Lines(proc)
     driver = Driver()
@@ -576,14 +581,17 @@ def test_a_killed_robot_leaves_the_fleet_running_and_comes_back_with_respawn(
 @pytest.mark.slow
 def test_a_fleet_split_over_two_processes_with_only_works_as_one(tmp_path: Path) -> None:
     """Two `mdi-exit fleet mesh3 --only ...` processes on one domain, as on two computers:
-    robot1 (the source, 50x slower) in one, robot2 and robot3 in the other. robot1 offloads
+    robot1 (the source, 50x slower, every frame run to the last exit, so it has tasks to
+    offload) in one, robot2 and robot3 in the other. robot1 offloads
     across to the other process's robots, and each summary covers its own robots only."""
     from fleet_harness import Driver
 
     images = image_folder(tmp_path / "images")
     common = ["--set", "*.stats_period=0.5", "--startup-timeout", "150"]
     a = _run(["mesh3", "--only", "robot1", "--rate", "20", "--dataset", f"folder:{images}",
-              "--set", "robot1.compute_slowdown=50", "--log-dir", str(tmp_path / "a"), *common])
+              "--set", "robot1.compute_slowdown=50", "--set",
+              "robot1.exit_thresholds=[1.0,1.0,1.0]", "--log-dir", str(tmp_path / "a"),
+              *common])
     b = _run(["mesh3", "--only", "robot3,robot2", "--log-dir", str(tmp_path / "b"), *common])
     out_a, out_b = _Lines(a), _Lines(b)
     driver = Driver()
