@@ -55,6 +55,8 @@ def int_stats(w: WorkerCore) -> dict[str, int]:
 
 
 class Sim:
+    LEASE = 3.0  # s: lease of non-strict runs (crash mode)
+
     def __init__(self, strict: bool, seed: int = 0) -> None:
         self.strict = strict
         self.seed = seed
@@ -80,7 +82,7 @@ class Sim:
             ExitThresholds.uniform(K, 0.7),
             rng=random.Random(self.seed),
             t_o=10,
-            lease=1e9 if self.strict else 3.0,
+            lease=1e9 if self.strict else self.LEASE,
             max_resends=10**9 if self.strict else 2,
             ledger=OffloadLedger(min_timeout=0.5, timeout_factor=4.0, max_timeout=4.0),
             link_factory=lambda: LinkDelayEstimator(0.01, 1e6),
@@ -378,22 +380,10 @@ class LapseSim(Sim):
     silent receivers, evacuation); a task may then run twice, never zero times.
     """
 
+    LEASE = 1.0  # leases lapse often: every lapse must take its tasks back
+
     def __init__(self, seed: int = 0) -> None:
         super().__init__(strict=False, seed=seed)
-
-    def new_worker(self, name: str) -> WorkerCore:
-        self.seed += 1
-        return WorkerCore(
-            name,
-            "m",
-            ExitThresholds.uniform(K, 0.7),
-            rng=random.Random(self.seed),
-            t_o=10,
-            lease=1.0,
-            max_resends=2,
-            ledger=OffloadLedger(min_timeout=0.5, timeout_factor=4.0, max_timeout=4.0),
-            link_factory=lambda: LinkDelayEstimator(0.01, 1e6),
-        )
 
     def op_crash(self, x: int) -> None:
         """No crashes: they lose tasks legitimately."""
