@@ -25,10 +25,15 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
+from mdi_exit_ros.tools.fleet import RESEND_AFTER
 from mdi_exit_ros.tools.procs import spawn_module, stop_all
 from mdi_exit_ros.wire import qos
 
 TIMEOUT = 60.0
+GOAL_STATE = {  # the state each transition asked for in tests leads to
+    Transition.TRANSITION_CONFIGURE: "inactive", Transition.TRANSITION_ACTIVATE: "active",
+    Transition.TRANSITION_DEACTIVATE: "inactive", Transition.TRANSITION_CLEANUP:
+    "unconfigured"}
 
 
 def make_checkpoint(path: Path, seed: int = 0) -> Path:
@@ -143,22 +148,42 @@ class Driver:
         return self.stats[worker]
 
     def call(self, client, request, timeout: float = TIMEOUT):
+        """Call a service; the request is sent again every RESEND_AFTER s without an answer.
+
+        `wait_for_service` only says the server's request reader has matched ours. Its
+        response writer may not have discovered our response reader yet (slow under load),
+        and then the response is dropped (rmw_fastrtps waits only briefly for that match).
+        So every request sent through here must be safe to repeat (state queries, parameter
+        sets); `transition` handles a repeated transition request.
+        """
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {client.srv_name} not available")
-        future = client.call_async(request)
-        self.spin_until(future.done, timeout)
-        if not future.done():
-            raise TimeoutError(f"no answer from {client.srv_name}")
-        return future.result()
+        deadline = time.monotonic() + timeout
+        while True:
+            future = client.call_async(request)
+            resend_at = min(deadline, time.monotonic() + RESEND_AFTER)
+            self.spin_until(future.done, resend_at - time.monotonic())
+            if future.done():
+                return future.result()
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no answer from {client.srv_name} in {timeout} s")
 
     def transition(self, worker: str, transition_id: int) -> bool:
+        """Ask for a lifecycle transition; True when the worker took it.
+
+        A re-sent request (see `call`) is refused when the first one did get through, so a
+        refusal is checked against the state the transition leads to.
+        """
         client = self.node.create_client(ChangeState, f"/{worker}/worker/change_state")
         try:
             req = ChangeState.Request()
             req.transition.id = transition_id
-            return bool(self.call(client, req).success)
+            if self.call(client, req).success:
+                return True
         finally:
             self.node.destroy_client(client)
+        goal = GOAL_STATE.get(transition_id)
+        return goal is not None and self.state(worker) == goal
 
     def state(self, worker: str) -> str:
         client = self.node.create_client(GetState, f"/{worker}/worker/get_state")
