@@ -294,6 +294,10 @@ def test_summary_names_the_robots_run_here_and_those_that_left() -> None:
 
 
 def _run(argv: list[str]) -> subprocess.Popen:
+    """`mdi-exit fleet argv`; its children get 30 s to end after SIGINT (10 s by default: a
+    loaded machine can need more, and a kill would change the exit code under test)."""
+    if "--shutdown-timeout" not in argv and argv and not argv[0].startswith("-"):
+        argv = [*argv, "--shutdown-timeout", "30"]
     return spawn_module(FLEET, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                         text=True)
 

@@ -542,6 +542,29 @@ class Fleet:
             self.say(f"started {spec.full_name} (dataset {spec.parameters.get('dataset')}, "
                      f"{spec.parameters.get('rate', '?')} Hz, pid {child.proc.pid})"
                      + (f": {shlex.join(child.command)}" if o.verbose else ""))
+        self.wait_first_frames(deadline)
+
+    def wait_first_frames(self, deadline: float) -> None:
+        """The duration counts from the first frames at the sources, not from the players'
+        start: a player on a loaded machine may take seconds to load its dataset and match."""
+        fed = {spec.robot for spec in self.opts.players}
+        if not fed:
+            return
+        since = time.monotonic()
+
+        def arrived() -> bool:
+            for c in self.children:  # a player that ended well may have sent all it had
+                if not c.spec.lifecycle and c.proc.poll() not in (None, 0):
+                    raise FleetError(f"{c.spec.full_name} exited with code "
+                                     f"{c.proc.returncode}; log {c.log_path}:\n{c.tail()}")
+            return all(r in self.view.workers and self.view.workers[r].stats is not None
+                       and self.view.workers[r].stats.frames_received > 0 for r in fed)
+
+        self.spin_until(arrived, deadline - time.monotonic(),
+                        f"waiting for the first frames at {', '.join(sorted(fed))}",
+                        [c for c in self.children if c.spec.lifecycle])
+        self.say(f"first frames reached {', '.join(sorted(fed))} after "
+                 f"{time.monotonic() - since:.1f} s")
 
     def run(self) -> float:
         """Spin until the duration is over, a signal came or every robot has left; returns the
