@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start only these robots of the topology (the others run on other "
                         "computers of the same ROS_DOMAIN_ID); default: all")
     p.add_argument("--duration", type=float, default=None,
-                   help="stop after this many seconds of activity (default: until Ctrl-C)")
+                   help="stop this many seconds after the first frames reached the sources "
+                        "(default: until Ctrl-C)")
     p.add_argument("--model", help="model of every worker (shipped name or checkpoint path)")
     p.add_argument("--params-file", help="worker parameters YAML "
                                          "(default: the package's config/params.yaml)")
