@@ -7,12 +7,16 @@ mapping to the paper.
 """
 
 from .admission import (
+    DEFAULT_MAX_QUEUE,
     ControlBranch,
     ControlStep,
+    OverdueAction,
     QueueControlParams,
     RateController,
     ThresholdController,
     classify,
+    has_room,
+    overdue_action,
 )
 from .clock import Clock, ManualClock, MonotonicClock
 from .confidence import (
@@ -67,6 +71,7 @@ __all__ = [
     "ConfidenceFn",
     "ControlBranch",
     "ControlStep",
+    "DEFAULT_MAX_QUEUE",
     "Ewma",
     "ExitThresholds",
     "FrameLedger",
@@ -86,6 +91,7 @@ __all__ = [
     "OffloadSelector",
     "Outcome",
     "OutcomeKind",
+    "OverdueAction",
     "Placement",
     "QueueControlParams",
     "RandomSource",
@@ -103,10 +109,12 @@ __all__ = [
     "classify",
     "entropy_confidence",
     "get_confidence_fn",
+    "has_room",
     "is_worker_id",
     "max_softmax",
     "offload_probability",
     "offload_rule",
+    "overdue_action",
     "place_next",
     "report_problem",
     "should_exit",

@@ -371,3 +371,45 @@ class ThresholdController(_PeriodicController):
         self._set_params(params)
         self._te_min = lo
         self._value = max(lo, self._value)
+
+
+# -- overload guard (ours, below Alg. 3/4; docs/RELIABILITY.md, "Overload") -------------------
+
+DEFAULT_MAX_QUEUE = 100  # I_n + O_n: ~3x T_Q2, well above where Alg. 3/4 steer the queues
+
+
+class OverdueAction(enum.Enum):
+    """What a source does with a frame past its deadline."""
+
+    READMIT = "readmit"  # queue a new copy under a new data_id, with a new deadline
+    EXPIRE = "expire"  # answer it now as expired (counted); no new copy
+
+
+def has_room(input_len: int, output_len: int, max_queue: int) -> bool:
+    """May a source queue one more frame (admitted or re-admitted) now?
+
+    Alg. 4 admits every frame and Alg. 3 reacts only once per period, so arrivals beyond
+    what the fleet can serve even at ``T_e^min`` (or faster than one period's reaction) would
+    grow ``I_n + O_n`` without end. Below both algorithms a source queues a frame only while
+    ``I_n + O_n < max_queue``; a frame refused here was never admitted (counted as dropped),
+    so nothing admitted is lost. With the paper's T_Q2 = 30 the cap is not reached while
+    Alg. 3/4 keep up.
+    """
+    if max_queue < 1:
+        raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+    return input_len + output_len < max_queue
+
+
+def overdue_action(readmissions: int, max_readmissions: int, input_len: int,
+                   output_len: int, max_queue: int) -> OverdueAction:
+    """Re-admit an overdue frame, or answer it as expired.
+
+    A frame already admitted again ``max_readmissions`` times expires; so does one whose
+    source has no room (``has_room``): a new copy would wait behind the very queue that made
+    the frame late, and feed the overload. Either way the frame gets exactly one answer.
+    """
+    if readmissions >= max_readmissions:
+        return OverdueAction.EXPIRE
+    if not has_room(input_len, output_len, max_queue):
+        return OverdueAction.EXPIRE
+    return OverdueAction.READMIT
