@@ -9,6 +9,7 @@ from test_core_worker import make, run_one, task
 
 from mdi_exit_ros.core import (
     DEFAULT_MAX_QUEUE,
+    QUEUE_DELAY_SHARE,
     OverdueAction,
     SubmitStatus,
     Task,
@@ -19,13 +20,30 @@ from mdi_exit_ros.core import (
 
 
 def test_room_is_below_the_cap_on_input_plus_output() -> None:
-    assert has_room(0, 0, 1)
-    assert has_room(59, 40, 100)
-    assert not has_room(60, 40, 100)  # I + O == max_queue: full
-    assert not has_room(100, 0, 100) and not has_room(0, 100, 100)
-    assert not has_room(150, 7, 100)
+    assert has_room(0, 0, 1, 0.1, 10.0)
+    assert has_room(59, 40, 100, 0.0, 10.0)
+    assert not has_room(60, 40, 100, 0.0, 10.0)  # I + O == max_queue: full
+    assert not has_room(100, 0, 100, 0.0, 10.0) and not has_room(0, 100, 100, 0.0, 10.0)
+    assert not has_room(150, 7, 100, 0.0, 10.0)
     with pytest.raises(ValueError, match="max_queue must be >= 1, got 0"):
-        has_room(0, 0, 0)
+        has_room(0, 0, 0, 0.1, 10.0)
+
+
+def test_room_needs_the_queued_work_to_fit_in_half_the_deadline() -> None:
+    assert QUEUE_DELAY_SHARE == 0.5
+    # 40 tasks of 0.1 s ahead: 4 s < 5 s, room; 50 of them: 5 s, none
+    assert has_room(30, 10, 100, 0.1, 10.0)
+    assert has_room(49, 0, 100, 0.1, 10.0)
+    assert not has_room(50, 0, 100, 0.1, 10.0)
+    assert not has_room(25, 25, 100, 0.1, 10.0)  # O_n counts too
+    assert has_room(50, 0, 100, 0.1, 20.0)  # a longer deadline leaves room
+    assert has_room(0, 0, 100, 1000.0, 0.1)  # an empty queue always has room
+    assert not has_room(1, 0, 100, 0.06, 0.1)
+    for bad in (float("nan"), float("inf"), -0.1):
+        with pytest.raises(ValueError, match="gamma must be finite and >= 0"):
+            has_room(0, 0, 10, bad, 10.0)
+    with pytest.raises(ValueError, match="deadline must be > 0, got 0.0"):
+        has_room(0, 0, 10, 0.1, 0.0)
 
 
 def test_the_default_cap_lies_above_the_papers_t_q2() -> None:
@@ -34,13 +52,13 @@ def test_the_default_cap_lies_above_the_papers_t_q2() -> None:
 
 
 def test_an_overdue_frame_is_readmitted_only_with_readmissions_left_and_room() -> None:
-    assert overdue_action(0, 1, 5, 5, 100) is OverdueAction.READMIT
-    assert overdue_action(1, 1, 5, 5, 100) is OverdueAction.EXPIRE  # used up
-    assert overdue_action(3, 1, 0, 0, 100) is OverdueAction.EXPIRE
-    assert overdue_action(0, 0, 0, 0, 100) is OverdueAction.EXPIRE  # none allowed
-    assert overdue_action(0, 1, 99, 0, 100) is OverdueAction.READMIT
-    assert overdue_action(0, 1, 99, 1, 100) is OverdueAction.EXPIRE  # full: no new copy
-    assert overdue_action(1, 2, 10, 10, 21) is OverdueAction.READMIT
+    assert overdue_action(0, 1, True) is OverdueAction.READMIT
+    assert overdue_action(1, 1, True) is OverdueAction.EXPIRE  # used up
+    assert overdue_action(3, 1, True) is OverdueAction.EXPIRE
+    assert overdue_action(0, 0, True) is OverdueAction.EXPIRE  # none allowed
+    assert overdue_action(0, 1, False) is OverdueAction.EXPIRE  # full: no new copy
+    assert overdue_action(1, 2, True) is OverdueAction.READMIT
+    assert overdue_action(1, 2, False) is OverdueAction.EXPIRE
 
 
 def test_discard_frame_removes_only_the_queued_copies_of_that_frame() -> None:

@@ -8,6 +8,7 @@ mapping to the paper.
 
 from .admission import (
     DEFAULT_MAX_QUEUE,
+    QUEUE_DELAY_SHARE,
     ControlBranch,
     ControlStep,
     OverdueAction,
@@ -93,6 +94,7 @@ __all__ = [
     "OutcomeKind",
     "OverdueAction",
     "Placement",
+    "QUEUE_DELAY_SHARE",
     "QueueControlParams",
     "RandomSource",
     "RateController",

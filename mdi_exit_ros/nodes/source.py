@@ -236,18 +236,15 @@ class SourceNode(WorkerNode):
             if now < self._next_admit:  # Alg. 3: at most one frame per mu seconds
                 self.frames.refuse()
                 return
-        with self.lock:
-            room = core.has_room(len(self.core.input), len(self.core.output),
-                                 self.param("max_queue"))
-        if not room:  # the overload guard below Alg. 3/4 (core.has_room)
+            self._next_admit = max(self._next_admit + self.controller.mu, now)
+        if not self._has_room():  # the overload guard below Alg. 3/4 (core.has_room)
             self._counts["shed"] += 1
             self.frames.refuse()
             self.get_logger().warning(
-                f"queues full (max_queue {self.param('max_queue')}): frame not admitted "
+                f"queues full (max_queue {self.param('max_queue')}, or their work would "
+                f"take over half of frame_deadline): frame not admitted "
                 f"({self._counts['shed']} so far)", throttle_duration_sec=5.0)
             return
-        if isinstance(self.controller, core.RateController):
-            self._next_admit = max(self._next_admit + self.controller.mu, now)
         try:
             pixels = image_to_array(msg)
         except ImageDecodeError as exc:
@@ -262,6 +259,13 @@ class SourceNode(WorkerNode):
             self._inputs[data_id] = Payload(msg.header, x)
             self.frames.admit(data_id, now, now + self.param("frame_deadline"))
         self._submit(data_id, data_id, now)
+
+    def _has_room(self) -> bool:
+        """The overload guard (core.has_room) with this source's queues and Gamma_n."""
+        with self.lock:
+            return core.has_room(len(self.core.input), len(self.core.output),
+                                 self.param("max_queue"), self.core.gamma(),
+                                 self.param("frame_deadline"))
 
     def _new_data_id(self) -> int:
         data_id = self._next_id
@@ -307,9 +311,8 @@ class SourceNode(WorkerNode):
         for frame_id in self.frames.overdue(now):
             with self.lock:
                 record = self.frames.get(frame_id)
-                action = core.overdue_action(
-                    len(record.aliases), self.param("max_readmissions"),
-                    len(self.core.input), len(self.core.output), self.param("max_queue"))
+                action = core.overdue_action(len(record.aliases),
+                                             self.param("max_readmissions"), self._has_room())
                 if action is core.OverdueAction.READMIT:
                     data_id = self._new_data_id()
                     self.frames.readmit(frame_id, data_id, now,
@@ -324,20 +327,17 @@ class SourceNode(WorkerNode):
             self._submit(frame_id, data_id, now)
 
     def _expire(self, frame_id: int) -> None:
-        """Answer a frame that ran out of deadlines: one result, marked expired, counted; its
-        copies still queued here are removed (core.WorkerCore.discard_frame)."""
+        """Answer a frame that ran out of deadlines: one result, marked expired, counted."""
         stored = self._inputs.get(frame_id)
         result = ExitResult(source=self.worker_id, data_id=frame_id, exit_index=0,
                             worker=self.worker_id, class_id=-1, class_name=EXPIRED)
         if stored is not None:
             result.header = stored.header
-        with self.lock:
-            record = self.frames.get(frame_id)
-            copies = [frame_id, *record.aliases] if record is not None else [frame_id]
-            self.core.discard_frame(self.worker_id, copies)
+        record = self.frames.get(frame_id)
         self._counts["expired"] += 1
         self.get_logger().warning(  # throttled like the re-admissions
-            f"frame {frame_id} expired ({len(copies) - 1} re-admission(s); "
+            f"frame {frame_id} expired ({len(record.aliases) if record else 0} "
+            f"re-admission(s); "
             f"{self._counts['expired']} expired so far)", throttle_duration_sec=5.0)
         self.on_exit_result(result)
 
@@ -381,6 +381,10 @@ class SourceNode(WorkerNode):
                 return
             result.data_id = frame_id  # one id per frame for users, whatever copy answered
             self._inputs.pop(frame_id, None)
+            # Its other copies still queued here would run for nothing (an expired frame's,
+            # or a re-admitted frame's that the other copy answered): they go, counted.
+            copies = [frame_id, *record.aliases] if record is not None else [frame_id]
+            self.core.discard_frame(self.worker_id, copies)
             if record is not None:
                 result.latency = now - record.admitted_at
                 self._latencies.append(result.latency)

@@ -239,6 +239,9 @@ class ModeReport:
     log_lines: dict[str, int] = field(default_factory=dict)
     log_max_rate: dict[str, float] = field(default_factory=dict)
     tasks_discarded: int = 0
+    mode_in_force: str = ""  # the source's admission_mode, as it reports it
+    interval_max: float = 0.0  # the largest Alg. 3 interval mu seen (rate mode)
+    te_min_seen: float = 1.0  # the lowest T_e seen (threshold mode)
     problems: list[str] = field(default_factory=list)
 
 
@@ -364,6 +367,10 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
     end = start + args.seconds
 
     def sample() -> None:
+        s = fleet.view.workers[source].stats
+        report.interval_max = max(report.interval_max, float(s.admission_interval))
+        if len(s.exit_thresholds):
+            report.te_min_seen = min(report.te_min_seen, min(s.exit_thresholds))
         for r, e in fleet.view.workers.items():
             if e.stats is not None and r in report.max_queues:
                 q = int(e.stats.input_queue) + int(e.stats.output_queue)
@@ -413,6 +420,7 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
                         if label != spec.label}
     report.rss_after[spec.label] = player_rss  # when it stopped
     src = after[source]
+    report.mode_in_force = src.admission_mode
     report.received = int(src.frames_received) - received0
     report.received_rate = report.received / phase
     report.admitted = int(src.frames_admitted)
@@ -437,6 +445,8 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
 def check(r: ModeReport, args: argparse.Namespace, expired_at_source: int) -> None:
     """The properties of issue #9 item 5, as problems (empty: all held)."""
     p = r.problems
+    if r.mode_in_force != r.mode:
+        p.append(f"the source ran admission_mode {r.mode_in_force!r}, not {r.mode!r}")
     for w, q in r.max_queues.items():
         if q > r.queue_bound:
             p.append(f"{w}: I_n + O_n reached {q} > bound {r.queue_bound}")
@@ -477,6 +487,8 @@ def format_report(r: ModeReport) -> str:
         f"  frames          admitted {r.admitted}, answered {r.answered}, expired {r.expired}, "
         f"lost {r.lost}, duplicated {r.duplicated}; refused {r.dropped} (shed by "
         f"max_queue {r.shed}); tasks discarded {r.tasks_discarded}",
+        f"  control         mode {r.mode_in_force}, largest mu {r.interval_max:.3f} s, lowest "
+        f"T_e {r.te_min_seen:.2f}",
         f"  latency         p50 {r.latency_p50:.2f} s, p95 {r.latency_p95:.2f} s, max "
         f"{r.latency_max:.2f} s (budget {r.budget:g} s)",
         f"  RSS MiB         before/warm/after: {mem}",
