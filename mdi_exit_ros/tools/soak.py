@@ -125,21 +125,25 @@ def calibrate(model: str, dataset: str, slowdown: float, workers: int, te_min: f
 
 
 def observed_capacity(stats: list[Any], before: dict[str, Any], source: str) -> float | None:
-    """Capacity from the run itself: each worker's Gamma (padded seconds per task) and the
-    exits taken during the phase, with the same formula as `capacity`."""
+    """Capacity from the run itself, with the same formula as `capacity`: the Gamma (padded
+    seconds per task, as measured under this load) of the workers that ran tasks during the
+    phase, and the exits taken during it."""
     exits: list[int] = []
+    gammas: dict[str, float] = {}
     for s in stats:
-        base = list(before[s.worker].exits) if s.worker in before else []
+        base = before.get(s.worker)
+        base_exits = list(base.exits) if base is not None else []
         for k, n in enumerate(s.exits):
             if k >= len(exits):
                 exits.append(0)
-            exits[k] += int(n) - (int(base[k]) if k < len(base) else 0)
-    gammas = {s.worker: float(s.compute_delay) for s in stats if s.compute_delay > 0}
-    if source not in gammas or not exits:
+            exits[k] += int(n) - (int(base_exits[k]) if k < len(base_exits) else 0)
+        ran = int(s.tasks_run) - (int(base.tasks_run) if base is not None else 0)
+        if ran > 0 and s.compute_delay > 0:
+            gammas[s.worker] = float(s.compute_delay)
+    if source not in gammas or sum(exits) <= 0:
         return None
-    reach = reach_from_exits(exits)
-    per_frame = sum(reach)  # tasks per frame
-    rate = sum(1.0 / g for g in gammas.values())  # tasks/s of the whole fleet
+    per_frame = sum(reach_from_exits(exits))  # tasks per frame
+    rate = sum(1.0 / g for g in gammas.values())  # tasks/s of the workers that took part
     return min(1.0 / gammas[source], rate / per_frame)
 
 
@@ -216,7 +220,8 @@ class ModeReport:
     arrival_rate: float  # frames/s asked of the player
     received_rate: float  # frames/s that reached the source
     capacity: float  # calibrated
-    capacity_observed: float | None
+    capacity_observed: float | None  # from the run's Gamma and exits
+    served_rate: float  # frames answered (not expired) per second of overload and drain
     max_queue: int
     queue_bound: int
     max_queues: dict[str, int]  # worker -> max I_n + O_n seen
@@ -343,8 +348,8 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
     budget = latency_budget(args.frame_deadline, args.max_readmissions)
     procs = {c.spec.label: c for c in fleet.children}
     report = ModeReport(mode=mode, seconds=args.seconds, arrival_rate=rate, received_rate=0.0,
-                        capacity=cap, capacity_observed=None, max_queue=args.max_queue,
-                        queue_bound=bound, max_queues={r: 0 for r in before},
+                        capacity=cap, capacity_observed=None, served_rate=0.0,
+                        max_queue=args.max_queue, queue_bound=bound, max_queues={r: 0 for r in before},
                         rss_before={}, rss_warm={}, rss_after={}, budget=budget)
     # the player: Poisson arrivals at `rate`
     (spec,) = fleet_spec.player_specs(opts.topology, args.dataset, rate, [source])
@@ -369,8 +374,8 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
     def sample() -> None:
         s = fleet.view.workers[source].stats
         report.interval_max = max(report.interval_max, float(s.admission_interval))
-        if len(s.exit_thresholds):
-            report.te_min_seen = min(report.te_min_seen, min(s.exit_thresholds))
+        if len(s.exit_thresholds) > 1:  # the last exit's T_e does not matter
+            report.te_min_seen = min(report.te_min_seen, min(s.exit_thresholds[:-1]))
         for r, e in fleet.view.workers.items():
             if e.stats is not None and r in report.max_queues:
                 q = int(e.stats.input_queue) + int(e.stats.output_queue)
@@ -434,6 +439,7 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
     report.latency_p50 = percentile(fleet.latencies, 0.5)
     report.latency_p95 = percentile(fleet.latencies, 0.95)
     report.latency_max = max(fleet.latencies, default=0.0)
+    report.served_rate = report.answered / (time.monotonic() - start)
     report.tasks_discarded = sum(int(s.tasks_discarded) for s in after.values())
     report.capacity_observed = observed_capacity(list(after.values()), before, source)
     report.log_lines = {label: log.lines for label, log in logs.items()}
@@ -481,7 +487,8 @@ def format_report(r: ModeReport) -> str:
         f"SOAK {r.mode}: {r.seconds:g} s of Poisson arrivals",
         f"  arrivals        {r.arrival_rate:.1f} frames/s asked, {r.received_rate:.1f} reached "
         f"the source ({r.received} frames)",
-        f"  capacity        {r.capacity:.1f} frames/s calibrated, {obs} observed in the run",
+        f"  capacity        {r.capacity:.1f} frames/s calibrated; in the run: {obs} from Gamma "
+        f"and exits, {r.served_rate:.1f} frames/s answered",
         "  max I+O         " + ", ".join(f"{w} {q}" for w, q in r.max_queues.items())
         + f" (bound {r.queue_bound}: max_queue {r.max_queue} + T_O + 1)",
         f"  frames          admitted {r.admitted}, answered {r.answered}, expired {r.expired}, "
