@@ -350,7 +350,8 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
     report = ModeReport(mode=mode, seconds=args.seconds, arrival_rate=rate, received_rate=0.0,
                         capacity=cap, capacity_observed=None, served_rate=0.0,
                         max_queue=args.max_queue, queue_bound=bound,
-                        max_queues={r: 0 for r in before}, rss_before={}, rss_warm={}, rss_after={}, budget=budget)
+                        max_queues={r: 0 for r in before}, rss_before={}, rss_warm={},
+                        rss_after={}, budget=budget)
     # the player: Poisson arrivals at `rate`
     (spec,) = fleet_spec.player_specs(opts.topology, args.dataset, rate, [source])
     spec = fleet_spec.NodeSpec(spec.robot, spec.executable, spec.name,
