@@ -539,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-dir")
     p.add_argument("--json", help="write the reports here")
     p.add_argument("--startup-timeout", type=float, default=240.0)
+    p.add_argument("--shutdown-timeout", type=float, default=30.0,
+                   help="s for each process to end after SIGINT (a loaded machine is slow)")
     return p
 
 
@@ -552,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     topo_argv = [args.topology, "--no-player", "--model", args.model, "--log-dir", str(log_dir),
                  "--startup-timeout", str(args.startup_timeout),
+                 "--shutdown-timeout", str(args.shutdown_timeout),
                  "--set", f"*.compute_slowdown={args.slowdown}",
                  "--set", f"*.output_queue_threshold={args.t_o}",
                  "--set", "*.stats_period=0.2"]
