@@ -310,6 +310,8 @@ class SourceNode(WorkerNode):
         now = time.monotonic()
         for frame_id in self.frames.overdue(now):
             with self.lock:
+                if not self.frames.is_pending(frame_id):
+                    continue  # answered since `overdue` listed it (the inference thread)
                 record = self.frames.get(frame_id)
                 action = core.overdue_action(len(record.aliases),
                                              self.param("max_readmissions"), self._has_room())
@@ -334,12 +336,13 @@ class SourceNode(WorkerNode):
         if stored is not None:
             result.header = stored.header
         record = self.frames.get(frame_id)
+        readmissions = len(record.aliases) if record is not None else 0
+        if not self.on_exit_result(result):
+            return  # answered meanwhile (by the inference thread): not expired after all
         self._counts["expired"] += 1
         self.get_logger().warning(  # throttled like the re-admissions
-            f"frame {frame_id} expired ({len(record.aliases) if record else 0} "
-            f"re-admission(s); "
+            f"frame {frame_id} expired ({readmissions} re-admission(s); "
             f"{self._counts['expired']} expired so far)", throttle_duration_sec=5.0)
-        self.on_exit_result(result)
 
     # -- results ------------------------------------------------------------------------
 
@@ -368,17 +371,18 @@ class SourceNode(WorkerNode):
         else:
             super().deliver_exit(result)
 
-    def on_exit_result(self, result: ExitResult) -> None:
-        """Publish the first result of each admitted frame on `classification`, once."""
+    def on_exit_result(self, result: ExitResult) -> bool:
+        """Publish the first result of each admitted frame on `classification`, once; True
+        if this was it."""
         now = time.monotonic()
         with self.lock:
             if self.frames is None:
-                return
+                return False
             frame_id = self.frames.frame_of(result.data_id)
             record = self.frames.get(frame_id)
             status = self.frames.result(result.data_id, now, result.class_id)
             if status is not core.ResultStatus.FIRST:
-                return
+                return False
             result.data_id = frame_id  # one id per frame for users, whatever copy answered
             self._inputs.pop(frame_id, None)
             # Its other copies still queued here would run for nothing (an expired frame's,
@@ -393,6 +397,7 @@ class SourceNode(WorkerNode):
                 self._counts["labelled"] += 1
                 self._counts["correct"] += int(label == result.class_id)
         self._classification.publish(result)
+        return True
 
     # -- reports ------------------------------------------------------------------------
 
