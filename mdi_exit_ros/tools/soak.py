@@ -164,9 +164,10 @@ def queue_bound(max_queue: int, t_o: int) -> int:
 
 
 def latency_budget(frame_deadline: float, max_readmissions: int) -> float:
-    """The latest an admitted frame is answered: each copy's deadline, then one look of the
-    source's overdue timer, after which it is answered as expired."""
-    return frame_deadline * (max_readmissions + 1) + OVERDUE_PERIOD
+    """The latest an admitted frame is answered: each copy (the frame and its re-admissions)
+    is looked at by the source's overdue timer at most one period after its deadline; after
+    the last one, it is answered as expired."""
+    return (frame_deadline + OVERDUE_PERIOD) * (max_readmissions + 1)
 
 
 # ---------------------------------------------------------------------------------------------
