@@ -15,7 +15,7 @@ DEMO_RATE ?= 50
 DEMO_FLAGS = --rate $(DEMO_RATE) $(foreach r,1 2 3 4 5,--set robot$(r).compute_slowdown=$(DEMO_SLOWDOWN))
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test install venv data lint bench mutation clean fuzz
+.PHONY: demo test install venv data lint bench mutation clean fuzz soak
 
 # The 5-robot mesh of the paper on this machine, fed Fashion-MNIST by the image player, with
 # the live monitor; it stops after DEMO_SECONDS and prints the fleet's summary.
@@ -28,6 +28,14 @@ test: install data
 # The hostile-input test at full size: 10,000 random and mutated messages (CI sends 2,000).
 fuzz: install
 	cd test && MDI_FUZZ_MESSAGES=10000 ../$(VENV)/bin/pytest -s test_nodes_fuzz.py
+
+# Overload soak (issue #9, item 5; docs/RELIABILITY.md): mesh5, every robot 100x slower, Poisson
+# arrivals at 3x the fleet's capacity for SOAK_SECONDS in threshold mode, then in rate mode;
+# fails unless queues, memory, frame accounting and log rates stay within their bounds.
+# About 10 minutes; `make test` runs a 2 x 30 s version (test/test_soak.py).
+SOAK_SECONDS ?= 240
+soak: install data
+	$(VENV)/bin/mdi-exit soak --seconds $(SOAK_SECONDS)
 
 lint: install
 	$(VENV)/bin/ruff check mdi_exit_ros test launch

@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("mdi_exit_ros.tools.monitor", "live terminal view of a running fleet"),
     "train": ("mdi_exit_ros.model.train", "train an early-exit model"),
     "eval": ("mdi_exit_ros.model.evaluate", "per-exit accuracy, threshold sweep, calibration"),
+    "soak": ("mdi_exit_ros.tools.soak", "overload soak: Poisson arrivals at 3x capacity, "
+             "bounds checked"),
     "bench": ("mdi_exit_ros.tools.bench", "benchmarks (wire, ...)"),
     "wire-echo": ("mdi_exit_ros.tools.wire_echo", "two-process Task exchange over ROS 2"),
 }

@@ -23,3 +23,16 @@ def test_only_pending_frames_expire() -> None:
     frames.admit(7, 0.0, deadline=1.0)
     frames.result(7, 0.5, "answered")
     assert not frames.should_expire(7, 0)  # answered already
+
+
+def test_is_pending_by_id_or_alias_until_answered() -> None:
+    frames = FrameLedger()
+    assert not frames.is_pending(1)
+    frames.admit(1, 0.0, deadline=1.0)
+    frames.readmit(1, 100, 1.5, deadline=2.5)
+    assert frames.is_pending(1) and frames.is_pending(100)
+    frames.result(100, 2.0, 3)  # the copy answers the frame
+    assert not frames.is_pending(1) and not frames.is_pending(100)
+    frames.admit(2, 0.0)
+    frames.abandon(2)
+    assert not frames.is_pending(2)

@@ -194,8 +194,12 @@ def test_frames_that_run_out_of_deadlines_are_answered_as_expired(tmp_path) -> N
         robot.stop()
     results = driver.results["robot1"]
     expired = [r for r in results if r.class_name == "expired"]
-    assert stats.frames_admitted == stats.frames_classified == len(results) == 6
-    assert len({r.data_id for r in results}) == 6  # one result per frame
-    assert stats.frames_expired == len(expired) >= 4, driver.describe()
+    # The overload guard (core.has_room) may refuse the last frames once the source has
+    # measured its ~3 s tasks: those were never admitted, and are counted.
+    admitted = stats.frames_admitted
+    assert admitted + stats.frames_dropped == 6 and admitted >= 2, driver.describe()
+    assert admitted == stats.frames_classified == len(results)
+    assert len({r.data_id for r in results}) == admitted  # one result per frame
+    assert stats.frames_expired == len(expired) >= admitted - 2, driver.describe()
     assert all(r.class_id == -1 and r.exit_index == 0 for r in expired)
     assert stats.frames_overdue >= len(expired)

@@ -7,12 +7,17 @@ mapping to the paper.
 """
 
 from .admission import (
+    DEFAULT_MAX_QUEUE,
+    QUEUE_DELAY_SHARE,
     ControlBranch,
     ControlStep,
+    OverdueAction,
     QueueControlParams,
     RateController,
     ThresholdController,
     classify,
+    has_room,
+    overdue_action,
 )
 from .clock import Clock, ManualClock, MonotonicClock
 from .confidence import (
@@ -67,6 +72,7 @@ __all__ = [
     "ConfidenceFn",
     "ControlBranch",
     "ControlStep",
+    "DEFAULT_MAX_QUEUE",
     "Ewma",
     "ExitThresholds",
     "FrameLedger",
@@ -86,7 +92,9 @@ __all__ = [
     "OffloadSelector",
     "Outcome",
     "OutcomeKind",
+    "OverdueAction",
     "Placement",
+    "QUEUE_DELAY_SHARE",
     "QueueControlParams",
     "RandomSource",
     "RateController",
@@ -103,10 +111,12 @@ __all__ = [
     "classify",
     "entropy_confidence",
     "get_confidence_fn",
+    "has_room",
     "is_worker_id",
     "max_softmax",
     "offload_probability",
     "offload_rule",
+    "overdue_action",
     "place_next",
     "report_problem",
     "should_exit",

@@ -371,3 +371,56 @@ class ThresholdController(_PeriodicController):
         self._set_params(params)
         self._te_min = lo
         self._value = max(lo, self._value)
+
+
+# -- overload guard (ours, below Alg. 3/4; docs/RELIABILITY.md, "Overload") -------------------
+
+DEFAULT_MAX_QUEUE = 100  # I_n + O_n: ~3x T_Q2, well above where Alg. 3/4 steer the queues
+# Share of a frame's deadline that the work queued ahead of it may take: the rest is for its
+# own tasks and for Gamma_n being an average (it lags a slowdown).
+QUEUE_DELAY_SHARE = 0.5
+
+
+class OverdueAction(enum.Enum):
+    """What a source does with a frame past its deadline."""
+
+    READMIT = "readmit"  # queue a new copy under a new data_id, with a new deadline
+    EXPIRE = "expire"  # answer it now as expired (counted); no new copy
+
+
+def has_room(input_len: int, output_len: int, max_queue: int, gamma: float,
+             deadline: float) -> bool:
+    """May a source queue one more frame (admitted or re-admitted) now?
+
+    Alg. 4 admits every frame and Alg. 3 reacts only once per period, so arrivals beyond
+    what the fleet can serve even at ``T_e^min`` (or faster than Alg. 3 backs off) would grow
+    ``I_n + O_n`` without end, and every frame would wait longer than its deadline. Below
+    both algorithms a source queues a frame only while
+
+    * ``I_n + O_n < max_queue`` (a hard bound on memory and on what neighbours get), and
+    * ``(I_n + O_n) * Gamma_n < QUEUE_DELAY_SHARE * deadline``: the work queued ahead of the
+      frame, at this worker's measured seconds per task, leaves it time to be answered.
+
+    A frame refused here was never admitted (counted as dropped), so nothing admitted is
+    lost. While Alg. 3/4 keep up (I_n + O_n near T_Q2 = 30) neither bound is reached.
+    """
+    if max_queue < 1:
+        raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+    if not (math.isfinite(gamma) and gamma >= 0.0):
+        raise ValueError(f"gamma must be finite and >= 0, got {gamma}")
+    if not deadline > 0.0:
+        raise ValueError(f"deadline must be > 0, got {deadline}")
+    queued = input_len + output_len
+    return queued < max_queue and queued * gamma < QUEUE_DELAY_SHARE * deadline
+
+
+def overdue_action(readmissions: int, max_readmissions: int, room: bool) -> OverdueAction:
+    """Re-admit an overdue frame, or answer it as expired.
+
+    A frame already admitted again ``max_readmissions`` times expires; so does one whose
+    source has no room (``has_room``): a new copy would wait behind the very queue that made
+    the frame late, and feed the overload. Either way the frame gets exactly one answer.
+    """
+    if readmissions >= max_readmissions or not room:
+        return OverdueAction.EXPIRE
+    return OverdueAction.READMIT

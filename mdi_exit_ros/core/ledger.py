@@ -370,6 +370,10 @@ class FrameLedger:
         data_id = self.frame_of(data_id)
         return self._pending.get(data_id) or self._closed.get(data_id)
 
+    def is_pending(self, data_id: int) -> bool:
+        """Admitted (by id or alias) and not answered or abandoned yet."""
+        return self.frame_of(data_id) in self._pending
+
     def pending(self) -> list[int]:
         """Original ids of frames admitted and without a result yet."""
         return sorted(self._pending)

@@ -9,7 +9,8 @@ Conservation invariant. At any time every task known to a worker is in exactly o
 input queue, output queue, running, or the offload ledger (sent, unacknowledged). It
 leaves the worker only by exiting (result to the source), by being replaced by its
 successor tau_{k+1}(d) (``complete``), by an accepting ack from a neighbour (handed off,
-after ``offload_pass``/``evacuate``/re-sends), or by ``drain`` (handed to the caller).
+after ``offload_pass``/``evacuate``/re-sends), by ``drain`` (handed to the caller), or by
+``discard_frame`` (its source answered the frame already, as expired).
 :meth:`WorkerCore.locate` answers where a key is. See docs/ALGORITHMS.md for the
 network-wide version and the rare cases (lost acks plus a declared death or an evacuation)
 where a task may run twice; the source's FrameLedger keeps the first result then.
@@ -124,6 +125,7 @@ class WorkerStats:
     in_custody: int  # tasks handed off and accepted, kept until the receiver says done
     reissued: int  # of those, taken back because their receiver died before it was done
     custody_expired: int  # kept longer than custody_timeout and forgotten
+    discarded: int  # queued tasks of frames their source had already answered (discard_frame)
 
 
 @dataclass
@@ -152,6 +154,7 @@ class _Counters:
     accepted_total: int = 0
     reissued: int = 0
     custody_expired: int = 0
+    discarded: int = 0
 
 
 class WorkerCore:
@@ -690,6 +693,31 @@ class WorkerCore:
         self._c.drained += len(tasks)
         return tasks
 
+    def discard_frame(self, source: str, data_ids: Iterable[int]) -> int:
+        """Remove the queued tasks of a frame its source has answered already (expired).
+
+        A source that answers an overdue frame as expired still holds the frame's copies in
+        its queues; running them would spend the compute an overloaded fleet lacks on
+        answers nobody waits for (they would arrive as late results). Only queued tasks
+        go: a running task finishes, and tasks in flight or with neighbours are theirs (their
+        late exits are counted at the source). Returns how many were removed (counted).
+        """
+        ids = set(data_ids)
+        removed = 0
+        for queue in (self.input, self.output):
+            keep = [t for t in queue if not (t.source == source and t.data_id in ids)]
+            gone = [t for t in queue if t.source == source and t.data_id in ids]
+            if gone:
+                queue.clear()
+                queue.extend(keep)
+            for task in gone:
+                self._seen.discard(task.key)
+                self._taken_back.pop(task.key, None)
+                self._release_origin(task.source, task.data_id)  # its sender may forget it
+            removed += len(gone)
+        self._c.discarded += removed
+        return removed
+
     def idle(self) -> bool:
         """Nothing queued, running or awaiting an ack."""
         return not (self.input or self.output or self.running or len(self.ledger))
@@ -765,4 +793,5 @@ class WorkerCore:
             in_custody=len(self._custody),
             reissued=c.reissued,
             custody_expired=c.custody_expired,
+            discarded=c.discarded,
         )

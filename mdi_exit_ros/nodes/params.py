@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mdi_exit_ros.core.admission import DEFAULT_MAX_QUEUE
+
 if TYPE_CHECKING:
     from rcl_interfaces.msg import ParameterDescriptor
     from rclpy.node import Node
@@ -112,6 +114,9 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("frame_deadline", 10.0, "Seconds after admission when a frame is overdue and "
          "admitted again (nothing admitted is dropped)", low=0.1, high=86400.0,
          source_only=True),
+    Spec("max_queue", DEFAULT_MAX_QUEUE, "Overload guard below Alg. 3/4: a frame is admitted (or "
+         "admitted again) only while I_n + O_n is below this; refused frames count as "
+         "dropped (frames_shed)", low=1, high=1_000_000, source_only=True),
     Spec("max_readmissions", 1, "Times an overdue frame is admitted again; overdue once "
          "more, it is answered as expired (class_id -1, class_name 'expired'), so overload "
          "cannot feed on its own late frames", low=0, high=1000, source_only=True),

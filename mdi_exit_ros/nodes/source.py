@@ -31,6 +31,9 @@ MAX_FRAME_ID = 256  # characters of a label's header.frame_id (labels are kept i
 EXPIRED = "expired"  # class_name of a frame answered after its last deadline
 MAX_CLASS_NAME = 256  # characters of an ExitResult.class_name (a failed task's reason too)
 LATENCY_WINDOW = 1000  # results over which latency percentiles are reported
+# Answered frames remembered to recognise late and duplicate results (then counted as unknown):
+# minutes of frames at camera rates; a bound, so a soak's memory stays flat.
+FRAME_MEMORY = 10_000
 QOS_DISCOVERY_PERIOD = 0.5  # s between looks at the camera's publishers (qos: auto)
 
 
@@ -61,7 +64,8 @@ class SourceNode(WorkerNode):
         self._inputs: dict[int, Payload] = {}  # admitted frames' task-1 input, until answered
         self._labels: OrderedDict[tuple, int] = OrderedDict()
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0, "expired": 0}
+        self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0, "expired": 0,
+                        "shed": 0}
         self._next_id = 0
         self._next_admit = 0.0
         self._image_sub = None
@@ -143,7 +147,7 @@ class SourceNode(WorkerNode):
             self._release()
             return TransitionCallbackReturn.FAILURE
         # A configuration starts a new incarnation: every frame counter from zero together.
-        self.frames = core.FrameLedger()
+        self.frames = core.FrameLedger(completed_capacity=FRAME_MEMORY)
         self._next_id = new_incarnation()
         self._counts = dict.fromkeys(self._counts, 0)
         self._labels.clear()
@@ -233,6 +237,14 @@ class SourceNode(WorkerNode):
                 self.frames.refuse()
                 return
             self._next_admit = max(self._next_admit + self.controller.mu, now)
+        if not self._has_room():  # the overload guard below Alg. 3/4 (core.has_room)
+            self._counts["shed"] += 1
+            self.frames.refuse()
+            self.get_logger().warning(
+                f"queues full (max_queue {self.param('max_queue')}, or their work would "
+                f"take over half of frame_deadline): frame not admitted "
+                f"({self._counts['shed']} so far)", throttle_duration_sec=5.0)
+            return
         try:
             pixels = image_to_array(msg)
         except ImageDecodeError as exc:
@@ -247,6 +259,13 @@ class SourceNode(WorkerNode):
             self._inputs[data_id] = Payload(msg.header, x)
             self.frames.admit(data_id, now, now + self.param("frame_deadline"))
         self._submit(data_id, data_id, now)
+
+    def _has_room(self) -> bool:
+        """The overload guard (core.has_room) with this source's queues and Gamma_n."""
+        with self.lock:
+            return core.has_room(len(self.core.input), len(self.core.output),
+                                 self.param("max_queue"), self.core.gamma(),
+                                 self.param("frame_deadline"))
 
     def _new_data_id(self) -> int:
         data_id = self._next_id
@@ -283,17 +302,26 @@ class SourceNode(WorkerNode):
             self.get_logger().debug(f"admission control: {step}")
 
     def _on_overdue(self) -> None:
-        """Frames past their deadline are admitted again under a new data_id (an alias)."""
+        """Frames past their deadline are admitted again under a new data_id (an alias), or
+        answered as expired when they used up `max_readmissions` or the queues are full
+        (core.overdue_action): a new copy must not feed the overload that made it late."""
         if not self.active:
             return
         now = time.monotonic()
         for frame_id in self.frames.overdue(now):
-            if self.frames.should_expire(frame_id, self.param("max_readmissions")):
+            with self.lock:
+                if not self.frames.is_pending(frame_id):
+                    continue  # answered since `overdue` listed it (the inference thread)
+                record = self.frames.get(frame_id)
+                action = core.overdue_action(len(record.aliases),
+                                             self.param("max_readmissions"), self._has_room())
+                if action is core.OverdueAction.READMIT:
+                    data_id = self._new_data_id()
+                    self.frames.readmit(frame_id, data_id, now,
+                                        now + self.param("frame_deadline"))
+            if action is core.OverdueAction.EXPIRE:
                 self._expire(frame_id)
                 continue
-            with self.lock:
-                data_id = self._new_data_id()
-                self.frames.readmit(frame_id, data_id, now, now + self.param("frame_deadline"))
             self.get_logger().warning(  # at most every 5 s: overload must not flood the log
                 f"frame {frame_id} overdue: admitting it again as data_id {data_id} "
                 f"({self.frames.counters()['overdue']} overdue so far)",
@@ -307,11 +335,14 @@ class SourceNode(WorkerNode):
                             worker=self.worker_id, class_id=-1, class_name=EXPIRED)
         if stored is not None:
             result.header = stored.header
+        record = self.frames.get(frame_id)
+        readmissions = len(record.aliases) if record is not None else 0
+        if not self.on_exit_result(result):
+            return  # answered meanwhile (by the inference thread): not expired after all
         self._counts["expired"] += 1
         self.get_logger().warning(  # throttled like the re-admissions
-            f"frame {frame_id} expired after {self.param('max_readmissions')} re-admission(s) "
-            f"({self._counts['expired']} expired so far)", throttle_duration_sec=5.0)
-        self.on_exit_result(result)
+            f"frame {frame_id} expired ({readmissions} re-admission(s); "
+            f"{self._counts['expired']} expired so far)", throttle_duration_sec=5.0)
 
     # -- results ------------------------------------------------------------------------
 
@@ -340,19 +371,24 @@ class SourceNode(WorkerNode):
         else:
             super().deliver_exit(result)
 
-    def on_exit_result(self, result: ExitResult) -> None:
-        """Publish the first result of each admitted frame on `classification`, once."""
+    def on_exit_result(self, result: ExitResult) -> bool:
+        """Publish the first result of each admitted frame on `classification`, once; True
+        if this was it."""
         now = time.monotonic()
         with self.lock:
             if self.frames is None:
-                return
+                return False
             frame_id = self.frames.frame_of(result.data_id)
             record = self.frames.get(frame_id)
-            status = self.frames.result(result.data_id, now, result)
+            status = self.frames.result(result.data_id, now, result.class_id)
             if status is not core.ResultStatus.FIRST:
-                return
+                return False
             result.data_id = frame_id  # one id per frame for users, whatever copy answered
             self._inputs.pop(frame_id, None)
+            # Its other copies still queued here would run for nothing (an expired frame's,
+            # or a re-admitted frame's that the other copy answered): they go, counted.
+            copies = [frame_id, *record.aliases] if record is not None else [frame_id]
+            self.core.discard_frame(self.worker_id, copies)
             if record is not None:
                 result.latency = now - record.admitted_at
                 self._latencies.append(result.latency)
@@ -361,6 +397,7 @@ class SourceNode(WorkerNode):
                 self._counts["labelled"] += 1
                 self._counts["correct"] += int(label == result.class_id)
         self._classification.publish(result)
+        return True
 
     # -- reports ------------------------------------------------------------------------
 
@@ -381,6 +418,7 @@ class SourceNode(WorkerNode):
         msg.frames_classified = counters["completed"]
         msg.frames_overdue = counters["overdue"]
         msg.frames_expired = self._counts["expired"]
+        msg.frames_shed = self._counts["shed"]
         msg.frames_labelled = self._counts["labelled"]
         msg.frames_correct = self._counts["correct"]
         msg.admission_mode = self.param("admission_mode")

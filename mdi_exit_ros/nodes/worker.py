@@ -608,6 +608,7 @@ class WorkerNode(LifecycleNode):
             health=self.health(s.input_queue, s.gamma),
             tasks_taken_back=s.taken_back, duplicates=s.duplicates,
             tasks_evacuated=s.evacuated,
+            tasks_discarded=s.discarded,
             offload_targets=list(self._offloads_to),
             offloads_sent=list(self._offloads_to.values()),
             exits=[s.exits.get(k, 0) for k in range(1, self.engine.num_exits + 1)],
