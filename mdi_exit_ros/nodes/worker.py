@@ -594,6 +594,7 @@ class WorkerNode(LifecycleNode):
         with self.lock:
             s = self.core.stats()
             thresholds = list(self.core.thresholds.values)
+            alive = self.core.table.alive(time.monotonic())
         msg = WorkerStats(
             worker=self.worker_id, lifecycle_state=self.core.lifecycle_state,
             model_id=self.engine.model_id, is_source=self.is_source,
@@ -607,7 +608,8 @@ class WorkerNode(LifecycleNode):
             tasks_failed=self.tasks_failed,
             health=self.health(s.input_queue, s.gamma),
             tasks_taken_back=s.taken_back, duplicates=s.duplicates,
-            tasks_evacuated=s.evacuated,
+            tasks_evacuated=s.evacuated, neighbors_alive=alive,
+            neighbors_lost=s.neighbors_lost, tasks_reissued=s.reissued,
             offload_targets=list(self._offloads_to),
             offloads_sent=list(self._offloads_to.values()),
             exits=[s.exits.get(k, 0) for k in range(1, self.engine.num_exits + 1)],
