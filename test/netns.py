@@ -86,7 +86,7 @@ class Host:
         """Plug or unplug this host's cable (the bridge-side veth end)."""
         sh("ip", "link", "set", self.port, "up" if up else "down")
 
-    def cap(self, rate: str, burst: str = "16kb", latency: str = "400ms") -> None:
+    def cap(self, rate: str, burst: str = "16kb", latency: str = "1s") -> None:
         """Cap both directions of this host's link with a token bucket (`tbf`).
 
         The burst must exceed the MTU (1500 B) or no full-size packet ever passes.
@@ -147,7 +147,7 @@ class Hosts:
                     _signal_group(proc.pid, signal.SIGINT)
             for proc in host.procs:
                 try:
-                    proc.wait(timeout=30)
+                    proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     _signal_group(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)

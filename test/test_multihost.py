@@ -44,15 +44,20 @@ NEIGHBOURS = [r for r in ROBOTS if r != VICTIM]  # mesh5 is full: all of them se
 RATE = 10.0  # frames per second fed to robot1
 # Every host's DDS goes over its veth, discovery by multicast on the bridge's subnet.
 NET_ENV = {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4", "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
-# robot1 is 50x slower and runs each frame to the last exit (T_e = 1), so it always has later
-# tasks to offload; the helpers are 300x slower (padding with sleep, no CPU): a task there
-# takes long enough that robot3 holds unfinished tasks when a fault hits it. Deadlines far
-# beyond any task time: a frame can only go overdue if a task is lost, so recovery must come
-# from the senders' custody (re-issue), not from re-admission.
-SETTINGS = ["*.stats_period=0.2", "*.torch_threads=1", "robot1.compute_slowdown=50",
+# robot1 is 20x slower and runs each frame to the last exit (T_e = 1), so it always has later
+# tasks to offload; the helpers are 30x slower (padding with sleep, no CPU). Padding
+# multiplies scheduling noise: at 300x a loaded machine made Gamma_m swing between 0.3 and
+# 2.6 s. Before a fault robot3 is made 1000x slower (`HOLDING`), so that it holds an
+# unfinished task when the fault hits. Deadlines far beyond any task time: a frame can only
+# go overdue if a task is lost, so recovery must come from the senders' custody (re-issue),
+# not from re-admission.
+HELPER_SLOWDOWN, HOLDING = 30.0, 1000.0
+SETTINGS = ["*.stats_period=0.2", "*.torch_threads=1", "robot1.compute_slowdown=20",
             "robot1.exit_thresholds=[1.0,1.0,1.0]", "robot1.frame_deadline=120.0",
             "robot1.initial_interval=0.005", "robot1.qos=reliable",
-            *(f"{r}.compute_slowdown=300" for r in HELPERS)]
+            *(f"{r}.compute_slowdown={HELPER_SLOWDOWN}" for r in HELPERS)]
+CAP = "100kbit"  # tbf rate on robot3's link, both directions (a task is 12-25 kB)
+OUTAGE = 2.0  # s: frames fed after robot3 was dropped, before it is brought back
 DETECT_WITHIN = 2.0  # s: issue #9, a departed robot is detected by its neighbours within 2 s
 WAIT = 120.0  # s: bound of every wait on counters (generous: the CI machine may be loaded)
 
@@ -92,6 +97,11 @@ class Mesh:
             seed = self.driver.sent[SOURCE]
             self.driver.publish_frames(SOURCE, frames(1, seed=seed), None, RATE)
         return True
+
+    def feed_for(self, seconds: float) -> None:
+        """Publish frames to robot1 at RATE for `seconds` (pacing only, nothing checked)."""
+        deadline = time.monotonic() + seconds
+        self.feed_until(lambda: time.monotonic() >= deadline, seconds + WAIT)
 
     def holds_tasks(self, robot: str) -> bool:
         """`robot` accepted tasks it has not finished (queued or running), reported lately."""
@@ -143,6 +153,7 @@ def _robot_command(robot: str, logs: Path) -> list[str]:
     """The per-robot command, as run on robot's own computer."""
     return [sys.executable, "-P", "-m", "mdi_exit_ros.tools.fleet", "mesh5", "--only", robot,
             "--no-player", "--respawn", "1", "--startup-timeout", "240",
+            "--shutdown-timeout", "5",
             "--log-dir", str(logs / robot), *(a for s in SETTINGS for a in ("--set", s))]
 
 
@@ -193,6 +204,7 @@ def _cut_or_kill(mesh: Mesh, fault, restore, what: str) -> None:
     """Shared course of scenarios (a) and (b): robot3 holds tasks, `fault()` hits it; its
     neighbours must drop it within 2 s and re-issue what it held; `restore()` brings it back
     and it must get work again; then every admitted frame is answered exactly once."""
+    mesh.driver.set_params(VICTIM, compute_slowdown=HOLDING)
     assert mesh.feed_until(lambda: mesh.holds_tasks(VICTIM)), \
         mesh.fail("robot3 never held an unfinished task")
     reissued = mesh.reissued()
@@ -207,12 +219,15 @@ def _cut_or_kill(mesh: Mesh, fault, restore, what: str) -> None:
             mesh.fail(f"{what}: not detected or its tasks not re-issued; saw {gone.seen}")
         detected = gone.after()
         reissue = mesh.now() - hit
-        back_at = mesh.now()
-        back = Watch(mesh, VICTIM, True, back_at)
-        restore()
+        mesh.feed_for(OUTAGE)  # the fleet runs on without robot3 for a while
         restored = mesh.now()
-        assert mesh.feed_until(back.done, WAIT), mesh.fail(f"{what}: robot3 not seen again")
+        back = Watch(mesh, VICTIM, True, restored)
+        restore()
+        # no frames while a killed robot restarts (tens of seconds on a loaded machine)
+        assert mesh.driver.spin_until(back.done, WAIT), \
+            mesh.fail(f"{what}: robot3 not seen again")
         rejoined = back.after()
+        mesh.driver.set_params(VICTIM, compute_slowdown=HELPER_SLOWDOWN)  # (a restart has it)
 
         def working() -> bool:  # robot3 reported after it was back, with more tasks received
             s = mesh.stats(VICTIM)
@@ -279,20 +294,26 @@ def test_a_capped_link_shifts_offloading_away(mesh: Mesh) -> None:
     """(c) robot3's link capped with tbf (both directions): robot1's link-delay estimate for
     robot3 grows with the acks' round trips and Alg. 2 sends it a smaller share."""
     host = mesh.hosts[VICTIM]
-    free = _window(mesh, 40)
+    free = _window(mesh, 30)
+    # robot3's WorkerStats go to six subscribers (the test, five fleet processes) by unicast:
+    # at every 0.2 s they alone would take ~18 kB/s of the capped link.
+    mesh.driver.set_params(VICTIM, stats_period=2.0)
     try:
-        host.cap("200kbit")
-        _window(mesh, 10)  # robot1 learns the link's delay from its first round trips
-        capped = _window(mesh, 40)
+        host.cap(CAP)
+        _window(mesh, 8)  # robot1 learns the link's delay from its first round trips
+        capped = _window(mesh, 30)
     finally:
         host.uncap()
+        mesh.driver.set_params(VICTIM, stats_period=0.2)
     stats = mesh.exactly_once()
     share = {k: v / max(1, sum(d.values())) for k, d in (("free", free), ("capped", capped))
              for v in [d[VICTIM]]}
-    print(f"\ncapped link (tbf 200 kbit/s both ways): robot1's offloads per helper, uncapped "
+    print(f"\ncapped link (tbf {CAP} both ways): robot1's offloads per helper, uncapped "
           f"{free}, capped {capped}; robot3's share {share['free']:.0%} -> "
           f"{share['capped']:.0%}; frames so far admitted {stats.frames_admitted}, "
           f"answered {stats.frames_classified}, lost 0, duplicated 0")
+    # Against the uncapped links of the same window (the earlier window is reported, not
+    # asserted: faults before it leave robot3's share there to chance).
     others = [capped[r] for r in HELPERS if r != VICTIM]
-    assert capped[VICTIM] < min(others), mesh.fail(f"capped {capped}, uncapped {free}")
-    assert share["capped"] < share["free"] / 2, mesh.fail(f"capped {capped}, free {free}")
+    assert capped[VICTIM] < min(others) and capped[VICTIM] * 2 < sum(others) / len(others), \
+        mesh.fail(f"capped {capped}, uncapped {free}")
