@@ -141,16 +141,17 @@ class Hosts:
 
     def close(self) -> None:
         """End every process started in the hosts (by PID), then remove namespaces, bridge."""
-        for host in self.hosts.values():
-            for proc in host.procs:  # the per-robot commands: SIGINT, bounded, then SIGKILL
-                if proc.poll() is None:
-                    _signal_group(proc.pid, signal.SIGINT)
-            for proc in host.procs:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    _signal_group(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+        procs = [proc for host in self.hosts.values() for proc in host.procs]
+        for proc in procs:  # the per-robot commands: SIGINT, bounded, then SIGKILL
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + 15
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
         deadline = time.monotonic() + 10
         for host in self.hosts.values():
             for pid in host.pids():  # anything the commands left behind in our namespaces
