@@ -1,15 +1,17 @@
-"""mesh5 on five separate hosts: a robot's link cut and restored, the robot killed and
-restarted, its link capped; every admitted frame is answered exactly once.
+"""mesh5 on five separate hosts: a robot's link capped, the robot killed and restarted, its
+link cut and restored; every admitted frame is answered exactly once.
 
 Each robot is a host of its own (a Linux network namespace, `netns.py`) that starts only its
 own robot with the per-robot command, `mdi-exit fleet mesh5 --only robotN`, as on a real
 computer. The hosts talk over UDPv4 only (`FASTDDS_BUILTIN_TRANSPORTS=UDPv4`: shared memory
 would bypass the links, since namespaces share /dev/shm) through veths on one bridge; the test
 process sits on the bridge and feeds robot1's camera topic. Faults are injected on robot3's
-veth: `ip link set down` (it leaves Wi-Fi range), SIGKILL of its worker (restarted by its
-host's `--respawn`), and a `tbf` bandwidth cap. Everything is judged by counters the nodes
-publish (WorkerStats: neighbours alive, tasks re-issued, offloads per neighbour, frames
-admitted and classified) and by the results that reach the test, never by silence.
+veth: a `tbf` bandwidth cap (first, while the fleet is still symmetric), SIGKILL of its
+worker (restarted by its host's `--respawn`), and `ip link set down` (it leaves Wi-Fi
+range). The tests share one fleet (module fixture) and run in this file's order. Everything
+is judged by counters the nodes publish (WorkerStats: neighbours alive, tasks re-issued,
+offloads per neighbour, frames admitted and classified) and by the results that reach the
+test, never by silence.
 
 Needs root (CI's `make test` runs as root); skips otherwise. `-s` prints the measurements
 that docs/RELIABILITY.md reports.
