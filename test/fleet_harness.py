@@ -19,6 +19,7 @@ import rclpy.time
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import SetParameters
+from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -96,11 +97,13 @@ class Driver:
     concluded from silence: tests wait for counters the nodes publish (`wait_settled`).
     """
 
-    def __init__(self) -> None:
-        if not rclpy.ok():
+    def __init__(self, context: Context | None = None) -> None:
+        """`context`: an rclpy context of the caller's (own discovery settings); default:
+        the process's global one."""
+        if context is None and not rclpy.ok():
             rclpy.init()
-        self.node = Node("fleet_test_driver")
-        self.executor = SingleThreadedExecutor()
+        self.node = Node("fleet_test_driver", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.results: dict[str, list[ExitResult]] = defaultdict(list)
         self.stats: dict[str, WorkerStats] = {}

@@ -95,6 +95,18 @@ def test_older_attempt_accept_settles_resent_task_but_older_reject_does_not() ->
     assert K1 not in led
 
 
+def test_older_attempt_accept_measures_its_round_trip_from_its_own_send() -> None:
+    """Acks name their attempt, so a late ack of the first copy is an exact round trip: it
+    must not be thrown away (a slow link would then only ever be measured by the acks that
+    beat the timeout, look fast, and keep receiving tasks that time out)."""
+    led = OffloadLedger()
+    led.record(K1, 2, "m", "p", now=1.5, retries=2, earlier_sends=((0, 0.0), (1, 0.5)))
+    res = led.ack(K1, 0, "m", True, now=1.8)
+    assert res.status is AckStatus.ACCEPTED and res.rtt == pytest.approx(1.8)
+    led.record(K2, 2, "m", "p", now=1.5, retries=2, earlier_sends=((0, 0.0), (1, 0.5)))
+    assert led.ack(K2, 1, "m", True, now=1.8).rtt == pytest.approx(1.3)
+
+
 def test_seen_set_lru() -> None:
     seen = SeenSet(capacity=2)
     assert seen.add("a") and seen.add("b")

@@ -310,13 +310,29 @@ def test_timeout_resends_to_same_live_receiver_then_takes_back() -> None:
     assert w.table.in_flight("a") == 0
 
 
+def test_a_link_slower_than_the_ack_timeout_is_still_measured() -> None:
+    """Every ack of a's link comes 2.5 s after its send, past the 1 s timeout: the task is
+    re-sent, and the late ack of the first copy teaches the estimate (D_nm ~ rtt / 2), so
+    Alg. 2 sees the slow link and the next timeout is sized for it."""
+    w, t = one_sent(max_resends=3)
+    prior = w.link("a").delay(t.size_bytes, 0.0)
+    w.on_neighbor_state(neighbor("a", seq=2, i_m=1), 0.9)
+    assert w.tick(1.0) == [("a", t)] and t.attempt == 1  # timeout: re-sent
+    res = w.on_ack(t.key, 0, "a", True, 2.5)  # the first copy's ack, 2.5 s after it left
+    assert res.status is AckStatus.ACCEPTED and res.rtt == pytest.approx(2.5)
+    delay = w.link("a").delay(t.size_bytes, 2.5)
+    assert delay > 1000 * prior and 1.25 <= delay <= 2.5
+    assert w.ledger.timeout_for(delay) > 2.5  # sized for the link now: no needless re-send
+
+
 def test_ack_for_old_attempt_settles_resent_task() -> None:
     w, t = one_sent()
     w.on_neighbor_state(neighbor("a", seq=2), 0.9)
     w.tick(1.0)
     assert t.attempt == 1
     assert w.on_ack(t.key, 0, "a", True, 1.1).status is AckStatus.ACCEPTED
-    assert w.locate(t.key) is None and w.link("a").samples == 0  # Karn: ambiguous rtt
+    assert w.locate(t.key) is None
+    assert w.link("a").samples == 1  # the ack names attempt 0: an exact 1.1 s round trip
 
 
 def test_dead_receiver_tasks_taken_back() -> None:

@@ -50,6 +50,9 @@ class InFlight:
     deadline: float  # no ack by then -> timeout
     payload: Any  # the Task object (with its tensor) kept for re-sending or taking back
     retries: int = 0  # re-sends of this task to the same receiver so far
+    # (attempt, sent_at) of the earlier sends of this task to the same receiver, oldest
+    # first: a late ack names its attempt, so its round trip is known exactly (see ``ack``)
+    earlier_sends: tuple[tuple[int, float], ...] = ()
 
     @property
     def next_attempt(self) -> int:
@@ -114,8 +117,13 @@ class OffloadLedger:
         now: float,
         link_delay: float = 0.0,
         retries: int = 0,
+        earlier_sends: tuple[tuple[int, float], ...] = (),
     ) -> InFlight:
-        """Hold a task just sent to ``receiver``; a key can be in flight only once."""
+        """Hold a task just sent to ``receiver``; a key can be in flight only once.
+
+        ``earlier_sends``: (attempt, sent_at) of the copies sent to the same receiver before
+        this re-send, so a late ack of one of them still yields its round trip.
+        """
         if key in self._entries:
             raise ValueError(f"task {key} is already in flight to {self._entries[key].receiver}")
         entry = InFlight(
@@ -126,6 +134,7 @@ class OffloadLedger:
             deadline=now + self.timeout_for(link_delay, retries),
             payload=payload,
             retries=retries,
+            earlier_sends=tuple(earlier_sends),
         )
         self._entries[key] = entry
         return entry
@@ -138,7 +147,11 @@ class OffloadLedger:
         * Ack for the attempt in flight, from its receiver: settles it either way.
         * Accepting ack for an *older* attempt to the same receiver (the older ack was slow,
           the task was re-sent): the receiver holds the task, so it is settled as accepted;
-          the re-sent copy will be recognised there as a duplicate.
+          the re-sent copy will be recognised there as a duplicate. Its round trip is
+          measured from that older copy's send (acks name their attempt, so unlike TCP's
+          retransmissions, Karn's ambiguity does not arise). Without that sample a slow link
+          would only ever be measured by the acks that beat the timeout, look fast, and keep
+          receiving tasks that time out (a capped link in test_multihost.py did).
         * Anything else (entry already taken back, other receiver, refusal of an older
           attempt) is ignored: acting on it could lose or duplicate the task.
         """
@@ -151,7 +164,9 @@ class OffloadLedger:
             return AckResult(status, entry, max(0.0, now - entry.sent_at))
         if accepted:
             del self._entries[key]
-            return AckResult(AckStatus.ACCEPTED, entry, None)
+            sent_at = dict(entry.earlier_sends).get(attempt)
+            rtt = None if sent_at is None else max(0.0, now - sent_at)
+            return AckResult(AckStatus.ACCEPTED, entry, rtt)
         return AckResult(AckStatus.IGNORED)
 
     def expired(self, now: float) -> list[InFlight]:

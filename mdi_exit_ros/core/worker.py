@@ -485,9 +485,11 @@ class WorkerCore:
             self._c.idle_moves += 1
         return sends
 
-    def _send(self, receiver: str, task: Task, now: float, retries: int) -> InFlight:
+    def _send(self, receiver: str, task: Task, now: float, retries: int,
+              earlier_sends: tuple[tuple[int, float], ...] = ()) -> InFlight:
         delay = self.link(receiver).delay(task.size_bytes, now)
-        return self.ledger.record(task.key, task.attempt, receiver, task, now, delay, retries)
+        return self.ledger.record(task.key, task.attempt, receiver, task, now, delay, retries,
+                                  earlier_sends)
 
     # -- acks, reports, timeouts ------------------------------------------------------------
 
@@ -624,7 +626,8 @@ class WorkerCore:
             if self.table.is_alive(entry.receiver, now) and entry.retries < self.max_resends:
                 task = entry.payload
                 task.attempt = entry.next_attempt
-                self._send(entry.receiver, task, now, retries=entry.retries + 1)
+                self._send(entry.receiver, task, now, retries=entry.retries + 1,
+                           earlier_sends=(*entry.earlier_sends, (entry.attempt, entry.sent_at)))
                 self._c.resends += 1
                 resends.append((entry.receiver, task))
             else:

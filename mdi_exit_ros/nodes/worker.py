@@ -416,9 +416,12 @@ class WorkerNode(LifecycleNode):
 
     # -- tasks out ----------------------------------------------------------------------
 
-    def send_tasks(self, sends: list[tuple[str, core.Task]]) -> None:
+    def send_tasks(self, sends: list[tuple[str, core.Task]], resent: bool = False) -> None:
+        """Transmit tasks; offloads count per neighbour, re-sends of one (ack timeout) not:
+        on a slow link they would make the neighbour look like a favourite."""
         for receiver, task in sends:
-            self._offloads_to[receiver] += 1
+            if not resent:
+                self._offloads_to[receiver] += 1
             self._links.send(receiver, self.task_message(task), task.size_bytes)
 
     def task_message(self, task: core.Task) -> Task:
@@ -562,7 +565,8 @@ class WorkerNode(LifecycleNode):
             resends = self.core.tick(now)
             sends = self.core.offload_pass(now) if self.active else []
             handoff = not self.active and bool(self.core.input or self.core.output)
-        self.send_tasks(resends + sends)
+        self.send_tasks(resends, resent=True)
+        self.send_tasks(sends)
         self._send_done()
         self._peers.flush()
         if handoff:
@@ -594,10 +598,11 @@ class WorkerNode(LifecycleNode):
         with self.lock:
             s = self.core.stats()
             thresholds = list(self.core.thresholds.values)
+            alive = self.core.table.alive(time.monotonic())
         msg = WorkerStats(
             worker=self.worker_id, lifecycle_state=self.core.lifecycle_state,
             model_id=self.engine.model_id, is_source=self.is_source,
-            input_queue=s.input_queue, output_queue=s.output_queue,
+            input_queue=s.input_queue, output_queue=s.output_queue, running=s.running,
             compute_delay=float(s.gamma), tasks_run=s.tasks_run,
             tasks_received=s.offloads_received,
             tasks_refused=s.refused + self._refused_bad_tensor,
@@ -607,8 +612,9 @@ class WorkerNode(LifecycleNode):
             tasks_failed=self.tasks_failed,
             health=self.health(s.input_queue, s.gamma),
             tasks_taken_back=s.taken_back, duplicates=s.duplicates,
-            tasks_evacuated=s.evacuated,
-            tasks_discarded=s.discarded,
+            tasks_evacuated=s.evacuated, tasks_discarded=s.discarded,
+            neighbors_alive=alive, neighbors_lost=s.neighbors_lost,
+            tasks_reissued=s.reissued, tasks_resent=s.resends,
             offload_targets=list(self._offloads_to),
             offloads_sent=list(self._offloads_to.values()),
             exits=[s.exits.get(k, 0) for k in range(1, self.engine.num_exits + 1)],
