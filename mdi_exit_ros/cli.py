@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("mdi_exit_ros.tools.monitor", "live terminal view of a running fleet"),
     "train": ("mdi_exit_ros.model.train", "train an early-exit model"),
     "eval": ("mdi_exit_ros.model.evaluate", "per-exit accuracy, threshold sweep, calibration"),
-    "bench": ("mdi_exit_ros.tools.bench", "benchmarks (wire, ...)"),
+    "bench": ("mdi_exit_ros.tools.bench", "benchmarks: wire, or a fleet scenario (quick, full)"),
     "wire-echo": ("mdi_exit_ros.tools.wire_echo", "two-process Task exchange over ROS 2"),
 }
 
