@@ -24,7 +24,7 @@ from .confidence import (
     softmax,
 )
 from .estimators import ComputeDelayEstimator, Ewma, LinkDelayEstimator
-from .exit_policy import ExitThresholds, Placement, place_next, should_exit
+from .exit_policy import ExitThresholds, Placement, place_first, place_next, should_exit
 from .ledger import (
     AckResult,
     AckStatus,
@@ -107,6 +107,7 @@ __all__ = [
     "max_softmax",
     "offload_probability",
     "offload_rule",
+    "place_first",
     "place_next",
     "report_problem",
     "should_exit",

@@ -84,6 +84,8 @@ class SourceNode(WorkerNode):
 
     def apply_parameter(self, name: str, value: Any, current: dict[str, Any]) -> None:
         super().apply_parameter(name, value, current)
+        if name == "offload_first_task" and self.core is not None:
+            self.core.offload_first_task = bool(value)  # from the next admitted frame on
         if self.controller is None:
             return
         if name in ("queue_thresholds", "alpha", "beta", "zeta", "control_period",
@@ -136,6 +138,7 @@ class SourceNode(WorkerNode):
         if result != TransitionCallbackReturn.SUCCESS:
             return result
         values = self.param_values()
+        self.core.offload_first_task = bool(values["offload_first_task"])
         try:
             self.controller = self._make_controller(values)
         except ValueError as exc:
