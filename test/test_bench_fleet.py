@@ -22,7 +22,7 @@ from mdi_exit_ros.tools.bench_fleet import (
     parse_scenario,
     window_metrics,
 )
-from mdi_exit_ros.tools.fleet import STATS_FIELDS
+from mdi_exit_ros.tools.fleet import RESULT_FIELDS, STATS_FIELDS
 
 PROFILE = {"name": "dev", "mflops_per_s": 100.0, "link_delay": 0.01, "link_bandwidth": 1e6}
 
@@ -69,6 +69,8 @@ def test_points_are_the_policies_times_thresholds_and_rates() -> None:
     (scenario(poisson={"policies": ["mesh3"]}), "rates must be"),
     (scenario(warmup=-1, fixed={"policies": ["mesh3"]}), "warmup"),
     (scenario(colour="red", fixed={"policies": ["mesh3"]}), "unknown keys"),
+    (scenario(parameters={"queue_thresholds": [1, 2]}, fixed={"policies": ["mesh3"]}),
+     "<worker>.<parameter>"),
     ({"name": "t", "profile": {"mflops_per_s": "fast"}, "fixed": {"policies": ["local"]}},
      "mflops_per_s"),
 ])
@@ -95,12 +97,14 @@ def test_device_profile_gives_fixed_service_times() -> None:
 
 def test_overrides_make_the_mode_and_the_profile() -> None:
     sc = parse_scenario(scenario(fixed={"policies": ["mesh5-first"]},
-                                 poisson={"policies": ["mesh3-noee"], "rates": [3]}))
+                                 poisson={"policies": ["mesh3-noee"], "rates": [3]},
+                                 parameters={"robot1.queue_thresholds": [2, 6]}))
     fixed, poisson = sc.points
     sets = bf.fleet_overrides(fixed, sc, [0.1, 0.2])
     assert "*.service_times=[0.1, 0.2]" in sets
     assert "*.link_delay=0.01" in sets and "*.link_bandwidth=1000000.0" in sets
     assert "*.torch_threads=1" in sets
+    assert sets[-1] == "robot1.queue_thresholds=[2, 6]"  # the scenario's own parameters
     assert "robot1.admission_mode=rate" in sets and "robot1.offload_first_task=true" in sets
     assert not any("exit_threshold" in s for s in sets)  # the checkpoint's thresholds
     sets = bf.fleet_overrides(poisson, sc, [0.1, 0.2])
@@ -144,9 +148,10 @@ def record(overrun_at_20: int = 0) -> dict:
                                tasks_overrun=overrun_at_20 if t >= 20 else 0))
     results = []
     for i in range(100):  # one result every 0.4 s from 0 s; latency i ms; exit 1 or 2
-        results.append([0.4 * i, i / 1000, 1 + (i % 4 == 0), i % 5 != 0])
-    return {"first_frame": 5.0, "stopped": 40.0, "result_fields": ["t", "latency", "exit",
-                                                                   "correct"],
+        results.append([0.4 * i, i / 1000, 1 + (i % 4 == 0), i % 5 != 0, i % 10])
+    # and two frames answered as expired (class_id -1) in the window, one before it
+    results += [[12.0, 11.0, 1, False, -1], [13.0, 11.0, 1, None, -1], [1.0, 11.0, 1, None, -1]]
+    return {"first_frame": 5.0, "stopped": 40.0, "result_fields": list(RESULT_FIELDS),
             "results": results, "stats_fields": list(STATS_FIELDS), "stats": stats}
 
 
@@ -155,16 +160,18 @@ def test_window_metrics_from_a_record() -> None:
     assert m["valid"], m["invalid_reason"]
     assert m["window_s"] == 20.0
     assert m["admitted_rate"] == pytest.approx(4.0)
-    assert m["answered_rate"] == pytest.approx(3.5)
     inside = [i for i in range(100) if 10 <= 0.4 * i <= 30]  # i = 25..75
-    assert m["results"] == len(inside) == 51
+    assert m["results"] == len(inside) == 51  # the expired ones are not results
+    assert m["answered_rate"] == pytest.approx(51 / 20)
+    assert m["expired"] == 2
     assert m["latency_p50"] == pytest.approx(0.050)  # the 26th of 0.025..0.075
     assert m["accuracy"] == pytest.approx(sum(i % 5 != 0 for i in inside) / 51)
     assert m["exit_distribution"] == pytest.approx(
         [sum(i % 4 != 0 for i in inside) / 51, sum(i % 4 == 0 for i in inside) / 51])
     assert m["tasks_per_robot"] == {"robot1": 60, "robot2": 40}
     assert m["tasks_share_source"] == pytest.approx(0.6)
-    assert m["dropped"] == 20 and m["overruns"] == 0 and m["backlog_growth"] == 10
+    assert m["dropped"] == 20 and m["overruns"] == 0
+    assert m["backlog_growth"] == 80 - 53  # admitted - answered (expired too) in the window
 
 
 def test_an_overrun_in_the_window_makes_the_point_invalid() -> None:
@@ -238,7 +245,7 @@ def test_rows_become_tables() -> None:
     row = bf.csv_row(sc.points[0], sc, m, b, "model", "data", "/tmp/x")
     assert set(row) == set(bf.CSV_FIELDS)
     table = bf.markdown_tables([row])
-    assert "| mesh5 | checkpoint | 50 | 4.00 | 3.50 |" in table
+    assert "| mesh5 | checkpoint | 50 | 4.00 | 2.55 | 2 |" in table
     assert "yes |" in table
     invalid = bf.csv_row(sc.points[0], sc, window_metrics(record(3), 5.0, 20.0, 2), b,
                          "model", "data", "/tmp/x")
@@ -247,3 +254,19 @@ def test_rows_become_tables() -> None:
 
 def test_progress_bar() -> None:
     assert bf.progress(1, 4, "p", 30.0, 60.0, width=8).startswith("\r[###.....] 1/4 p")
+
+
+def test_goals_compare_with_local_no_ee_of_the_same_run() -> None:
+    def row(policy: str, rate: float, acc: float, ab: float) -> dict:
+        p = parse_policy(policy)
+        return {"experiment": "fixed", "valid": True, "policy": policy, "threshold": 1.0,
+                "topology": p.topology, "early_exit": p.early_exit,
+                "first_task_offload": p.first_task_offload, "answered_rate": rate,
+                "accuracy": acc, "achieved_over_bound": ab}
+    text = bf.goals([row("local-noee", 2.0, 0.90, 0.95), row("mesh5", 7.0, 0.895, 0.9),
+                     row("mesh5-first", 10.0, 0.90, 0.7), row("mesh5-noee", 5.0, 0.9, 0.99)])
+    lines = text.splitlines()
+    assert lines[2] == "| mesh5 | 1.0 | 3.50x | >= 3x: met | -0.5 | 90% | met |"
+    assert lines[3] == "| mesh5-first | 1.0 | 5.00x | >= 6x: missed | +0.0 | 70% | missed |"
+    assert lines[4] == "| mesh5-noee | 1.0 | 2.50x | - | +0.0 | 99% | met |"
+    assert len(lines) == 5  # local rows are the baseline, not goals

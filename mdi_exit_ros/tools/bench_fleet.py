@@ -141,6 +141,7 @@ class Scenario:
     measure: float = 30.0  # s of window
     initial_interval: float = 0.2  # Alg. 3's first mu, s
     seed: int = 1
+    parameters: dict[str, Any] = field(default_factory=dict)  # more `--set`: "robot1.x": v
     points: list[Point] = field(default_factory=list)
     description: str = ""
 
@@ -188,7 +189,7 @@ def parse_scenario(data: Any, path: str = "<scenario>") -> Scenario:
         raise ScenarioError(f"{path}: expected a mapping at the top level")
     unknown = set(data) - {"name", "description", "profile", "model", "dataset",
                            "fallback_model", "fallback_dataset", "warmup", "measure",
-                           "initial_interval", "seed", "fixed", "poisson"}
+                           "initial_interval", "seed", "parameters", "fixed", "poisson"}
     if unknown:
         raise ScenarioError(f"{path}: unknown keys {sorted(unknown)}")
     prof = data.get("profile")
@@ -205,6 +206,11 @@ def parse_scenario(data: Any, path: str = "<scenario>") -> Scenario:
     seed = data.get("seed", 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ScenarioError(f"{path}: seed must be an integer >= 0")
+    extra = data.get("parameters") or {}
+    if not isinstance(extra, dict) or not all(
+            isinstance(k, str) and "." in k.strip(".") for k in extra):
+        raise ScenarioError(f"{path}: parameters must map '<worker>.<parameter>' (or "
+                            "'*.<parameter>') to values")
     sc = Scenario(name=str(data.get("name") or Path(path).stem), profile=profile,
                   model=str(data.get("model", "mobilenet_v2_ee_cifar10")),
                   dataset=str(data.get("dataset", "cifar10")),
@@ -213,7 +219,8 @@ def parse_scenario(data: Any, path: str = "<scenario>") -> Scenario:
                   warmup=_positive(data, "warmup", 15.0, path),
                   measure=_positive(data, "measure", 30.0, path),
                   initial_interval=_positive(data, "initial_interval", 0.2, path),
-                  seed=seed, description=str(data.get("description", "")))
+                  seed=seed, parameters=dict(extra),
+                  description=str(data.get("description", "")))
     if "fixed" not in data and "poisson" not in data:
         raise ScenarioError(f"{path}: needs a 'fixed' or a 'poisson' experiment")
     for experiment in EXPERIMENTS:
@@ -291,6 +298,8 @@ def fleet_overrides(point: Point, scenario: Scenario, service_times: Sequence[fl
              f"{source}.initial_interval={scenario.initial_interval!r}"]
     if point.policy.first_task_offload:
         sets.append(f"{source}.offload_first_task=true")
+    for key, value in scenario.parameters.items():
+        sets.append(f"{key}={json.dumps(value)}")
     return sets
 
 
@@ -336,8 +345,11 @@ def window_metrics(record: Mapping, warmup: float, measure: float, num_exits: in
         out["invalid_reason"] = f"window of {max(t1 - t0, 0):.1f} s (run too short)"
         return out
     fields = record["result_fields"]
-    results = [dict(zip(fields, r, strict=True)) for r in record["results"]
-               if t0 <= r[0] <= t1]
+    inside = [dict(zip(fields, r, strict=True)) for r in record["results"]
+              if t0 <= r[0] <= t1]
+    # class_id -1: a frame answered as expired (max_readmissions) or failed, not classified
+    results = [r for r in inside if r.get("class_id", 0) >= 0]
+    expired = len(inside) - len(results)
     latencies = [r["latency"] for r in results]
     scored = [r["correct"] for r in results if r["correct"] is not None]
     exits = [0] * num_exits
@@ -346,7 +358,6 @@ def window_metrics(record: Mapping, warmup: float, measure: float, num_exits: in
             exits[r["exit"] - 1] += 1
     src = _rows(record, source)
     admitted, span = _delta(src, "frames_admitted", t0, t1)
-    answered, span_c = _delta(src, "frames_classified", t0, t1)
     workers = list(dict.fromkeys(r[record["stats_fields"].index("worker")]
                                  for r in record["stats"]))
     tasks = {w: int(_delta(_rows(record, w), "tasks_run", t0, t1)[0]) for w in workers}
@@ -356,7 +367,7 @@ def window_metrics(record: Mapping, warmup: float, measure: float, num_exits: in
     out.update({
         "window_s": t1 - t0,
         "admitted_rate": admitted / span if span > 0 else None,
-        "answered_rate": answered / span_c if span_c > 0 else None,
+        "answered_rate": len(results) / (t1 - t0),
         "accuracy": sum(scored) / len(scored) if scored else None,
         "latency_p50": percentile(latencies, 0.5), "latency_p95": percentile(latencies, 0.95),
         "results": len(results),
@@ -365,10 +376,10 @@ def window_metrics(record: Mapping, warmup: float, measure: float, num_exits: in
         "tasks_share_source": tasks.get(source, 0) / total_tasks if total_tasks else None,
         "overruns": sum(overruns.values()),
         "dropped": int(_delta(src, "frames_dropped", t0, t1)[0]),
-        "expired": int(_delta(src, "frames_expired", t0, t1)[0]),
+        "expired": expired,
         "final_threshold": (list(last[-1]["exit_thresholds"]) if last else None),
         "final_interval": (last[-1]["admission_interval"] if last else None),
-        "backlog_growth": int(admitted - answered),
+        "backlog_growth": int(admitted - len(inside)),
     })
     if out["overruns"]:
         out["invalid_reason"] = (f"{out['overruns']} task(s) took longer than their service "
@@ -493,9 +504,9 @@ def markdown_tables(rows: Iterable[Mapping[str, Any]]) -> str:
         if not mine:
             continue
         out += [f"### {title}", "",
-                "| policy | T_e | offered /s | admitted /s | answered /s | accuracy | "
-                "p50 s | p95 s | tasks per robot | bound /s (compute, network) | "
-                "achieved/bound | valid |", "|" + "---|" * 12]
+                "| policy | T_e | offered /s | admitted /s | answered /s | expired | "
+                "accuracy | p50 s | p95 s | tasks per robot | bound /s (compute, network) | "
+                "achieved/bound | valid |", "|" + "---|" * 13]
         for r in mine:
             def f(key: str, spec: str = ".2f", scale: float = 1.0,
                   r: Mapping[str, Any] = r) -> str:
@@ -507,7 +518,7 @@ def markdown_tables(rows: Iterable[Mapping[str, Any]]) -> str:
             valid = str(r.get("valid")) in ("True", "true", "1")
             out.append(
                 f"| {r['policy']} | {r['threshold']} | {f('offered_rate', 'g')} | "
-                f"{f('admitted_rate')} | {f('answered_rate')} | "
+                f"{f('admitted_rate')} | {f('answered_rate')} | {f('expired', 'g')} | "
                 f"{f('accuracy', '.1f', 100)}% | {f('latency_p50')} | {f('latency_p95')} | "
                 f"{' / '.join(str(n) for n in tasks.values()) or '-'} | "
                 f"{f('bound')} ({f('compute_bound')}, {f('network_bound', '.0f')}) | "
@@ -515,6 +526,36 @@ def markdown_tables(rows: Iterable[Mapping[str, Any]]) -> str:
                 f"{'yes' if valid else 'NO: ' + str(r.get('invalid_reason'))} |")
         out.append("")
     return "\n".join(out)
+
+
+def goals(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The issue's goals measured on the fixed-threshold rows of one run: each multi-node
+    MDI-Exit policy's answered rate over Local no-EE's at the same run, its accuracy
+    difference (goal: >= 3x for the paper's policy, >= 6x with first-task offloading, within
+    1 point), and achieved / compute bound (goal >= 85 %) of every multi-node point."""
+    rows = [r for r in rows if r["experiment"] == "fixed"
+            and str(r.get("valid")) in ("True", "true", "1")]
+    base = next((r for r in rows if r["policy"] == "local-noee"), None)
+    lines = ["| policy | T_e | answered / Local no-EE | goal | accuracy - Local no-EE "
+             "(points) | achieved / bound | goal |", "|" + "---|" * 7]
+    for r in rows:
+        if r["topology"] == "local":
+            continue
+        ratio = acc = None
+        if base is not None and _num(base["answered_rate"]):
+            ratio = _num(r["answered_rate"]) / _num(base["answered_rate"])
+            if _num(r["accuracy"]) is not None and _num(base["accuracy"]) is not None:
+                acc = 100 * (_num(r["accuracy"]) - _num(base["accuracy"]))
+        want = 6.0 if str(r["first_task_offload"]) == "True" else 3.0
+        ee = str(r["early_exit"]) == "True"
+        ab = _num(r.get("achieved_over_bound"))
+        lines.append(
+            f"| {r['policy']} | {r['threshold']} | "
+            f"{'-' if ratio is None else f'{ratio:.2f}x'} | "
+            f"{f'>= {want:g}x: ' + ('met' if ratio is not None and ratio >= want and acc is not None and acc >= -1 else 'missed') if ee else '-'} | "  # noqa: E501
+            f"{'-' if acc is None else f'{acc:+.1f}'} | {'-' if ab is None else f'{ab:.0%}'} | "
+            f"{'met' if ab is not None and ab >= 0.85 else 'missed'} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows: Iterable[Mapping[str, Any]], out_dir: Path, title: str) -> list[Path]:
@@ -707,7 +748,8 @@ def main(argv: list[str]) -> int:
     print(f"scenario {scenario.name}: {len(points)} points, ~{scenario.duration + 30:.0f} s "
           f"each; model {model} on {dataset}" + (f" ({note})" if note else ""))
     print(f"device profile {scenario.profile.describe()}; service times per task "
-          f"{', '.join(f'{s * 1e3:.0f}' for s in service)} ms")
+          f"{', '.join(f'{s * 1e3:.0f}' for s in service)} ms; parameters "
+          f"{scenario.parameters or 'as shipped'}")
     if a.list:
         for p in points:
             print("  " + p.label)
@@ -731,6 +773,7 @@ def main(argv: list[str]) -> int:
                   f"{row['accuracy']}, p50 {row['latency_p50']} s, bound {row['bound']}/s "
                   f"-> {status}", flush=True)
     meta = {"scenario": scenario.name, "profile": asdict(scenario.profile),
+            "parameters": scenario.parameters,
             "service_times": service, "model": model, "dataset": dataset, "note": note,
             "warmup": scenario.warmup, "measure": scenario.measure,
             "command": "mdi-exit bench " + " ".join(argv)}
@@ -740,7 +783,10 @@ def main(argv: list[str]) -> int:
         f"Device profile: {scenario.profile.describe()} (service times "
         f"{', '.join(f'{s * 1e3:.0f}' for s in service)} ms per task); model {model} on "
         f"{dataset}{' (' + note + ')' if note else ''}; window {scenario.measure:g} s after "
-        f"{scenario.warmup:g} s of warm-up.\n\n{tables}")
+        f"{scenario.warmup:g} s of warm-up; parameters "
+        f"{json.dumps(scenario.parameters) if scenario.parameters else 'as shipped'}."
+        f"\n\n{tables}\n### Goals (issue #8)\n\n"
+        f"{goals(rows)}")
     plots = plot(rows, out_dir, f"{scenario.name} ({scenario.profile.name})")
     print(tables)
     print(f"wrote {csv_path}, {out_dir / 'results.md'}, "

@@ -44,6 +44,8 @@ STATS_FIELDS = ("t", "worker", "is_source", "tasks_run", "tasks_overrun", "frame
                 "frames_admitted", "frames_dropped", "frames_classified", "frames_overdue",
                 "frames_expired", "admission_interval", "input_queue", "output_queue",
                 "exit_thresholds", "exits", "latency_p50", "latency_p95")
+# what a --record keeps per result (class_id -1: answered as expired or failed)
+RESULT_FIELDS = ("t", "latency", "exit", "correct", "class_id")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEGRADED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_RESPAWNS = 3  # restarts per robot for a bare --respawn
 # A lifecycle request unanswered this long is sent again. Right after a restart the node's
@@ -363,7 +365,8 @@ class Fleet:
         self.restarts: Counter = Counter()  # node label -> restarts so far
         self.retired: list[Child] = []  # children that left (not stopped by us)
         self.node: Any = None
-        # --record: [monotonic time, latency, exit, correct (None: no label yet)] per result,
+        # --record: [monotonic time, latency, exit, correct (None: no label yet), class_id]
+        # per result,
         # and one row per WorkerStats report (see STATS_FIELDS)
         self.recorded_results: list[list[Any]] = []
         self._pending: dict[tuple[str, int, int, str], list[Any]] = {}
@@ -437,7 +440,8 @@ class Fleet:
         key = self._key(src, msg.header)
         self._results[key] = int(msg.class_id)
         if self.opts.record is not None:
-            row = [time.monotonic(), float(msg.latency), int(msg.exit_index), None]
+            row = [time.monotonic(), float(msg.latency), int(msg.exit_index), None,
+                   int(msg.class_id)]
             self.recorded_results.append(row)
             self._pending[key] = row
         self._score(key)
@@ -449,7 +453,7 @@ class Fleet:
             "topology": self.opts.topology.name, "robots": list(self.opts.robots),
             "first_frame": None if self.first_frame is None else self.first_frame - t0,
             "stopped": None if self.stopped_at is None else self.stopped_at - t0,
-            "result_fields": ["t", "latency", "exit", "correct"],
+            "result_fields": list(RESULT_FIELDS),
             "results": [[r[0] - t0, *r[1:]] for r in self.recorded_results],
             "stats_fields": list(STATS_FIELDS),
             "stats": [[r[0] - t0, *r[1:]] for r in self.recorded_stats],
