@@ -443,7 +443,14 @@ class WorkerCore:
         nxt = task.successor()  # tau_{k+1}(d)
         nxt.payload, nxt.size_bytes = next_payload, next_size_bytes
         self._seen.add(nxt.key)
-        placement = place_next(not self.input, len(self.output), self.t_o)  # Alg. 1, line 8
+        if self.table.allowed == frozenset():
+            # No one-hop neighbour at all (neighbors ['-'], a robot on its own): O_n only
+            # feeds Alg. 2, which has nobody to offload to, so a successor parked there would
+            # wait behind every new frame until its frame went overdue. It runs here, in
+            # order: the paper's "Local, MDI-Exit".
+            placement = Placement.INPUT
+        else:
+            placement = place_next(not self.input, len(self.output), self.t_o)  # Alg. 1, l. 8
         if placement is Placement.INPUT:
             self.input.append(nxt)  # Alg. 1, line 9
         else:
