@@ -119,8 +119,10 @@ class SourceNode(WorkerNode):
         control = self._queue_control(v)
         if v["admission_mode"] == "rate":
             mu = min(max(v["initial_interval"], v["min_interval"]), v["max_interval"])
-            return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
+            rate = core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
                                        **control)
+            rate.expect_frames()  # every image reaches on_frame: no camera, no lower mu
+            return rate
         te = min(self.thresholds_from(v).values)
         return core.ThresholdController(max(te, v["min_exit_threshold"]),
                                         te_min=v["min_exit_threshold"], **control)
