@@ -50,7 +50,7 @@ EXPERIMENTS = ("fixed", "poisson")  # Figs. 3-4 (Alg. 3, rate mode), Figs. 5-6 (
 CHECKPOINT = "checkpoint"  # a threshold that means the checkpoint's calibrated T_e^k
 NO_EE = 1.0  # exit threshold of the "No EE" policies: C > 1.0 never holds (Alg. 1 line 5)
 MIN_RESULTS = 20  # fewer results in a window: the point is invalid (too few to measure)
-STARTUP_SLACK = 15.0  # s from the fleet's start until its player's first frame, allowed for
+STARTUP_SLACK = 25.0  # s from the fleet's start to its first frame (CIFAR-10 loads ~18 s)
 CSV_FIELDS = (
     "experiment", "policy", "topology", "early_exit", "first_task_offload", "threshold",
     "offered_rate", "valid", "invalid_reason", "window_s", "admitted_rate", "answered_rate",
@@ -669,7 +669,8 @@ def run_point(point: Point, scenario: Scenario, facts: ModelFacts, out_dir: Path
                                         sort_keys=False))
     service = scenario.profile.service_times(facts.task_mflops)
     args = [str(topo_path), "--model", facts.model, "--duration", f"{scenario.duration:g}",
-            "--record", str(run_dir / "record.json"), "--log-dir", str(run_dir / "logs")]
+            "--record", str(run_dir / "record.json"), "--log-dir", str(run_dir / "logs"),
+            "--shutdown-timeout", "30"]  # a loaded machine: a node may need more than 10 s
     for s in fleet_overrides(point, scenario, service):
         args += ["--set", s]
     (run_dir / "command.txt").write_text("mdi-exit fleet " + " ".join(
