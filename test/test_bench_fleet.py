@@ -141,11 +141,11 @@ def record(overrun_at_20: int = 0) -> dict:
     """A run whose first frame came at 5 s; reports every second to 40 s. In the window
     [10, 30] s the source admits 4 frames/s and answers 3.5/s; robot2 runs 2 tasks/s."""
     stats = []
-    for t in range(41):
-        stats.append(stats_row(t, "robot1", tasks_run=3 * t, frames_admitted=4 * t,
-                               frames_classified=int(3.5 * t), frames_dropped=t))
+    for t in range(41):  # robot2 reports first: the source is listed first all the same
         stats.append(stats_row(t, "robot2", tasks_run=2 * t,
                                tasks_overrun=overrun_at_20 if t >= 20 else 0))
+        stats.append(stats_row(t, "robot1", tasks_run=3 * t, frames_admitted=4 * t,
+                               frames_classified=int(3.5 * t), frames_dropped=t))
     results = []
     for i in range(100):  # one result every 0.4 s from 0 s; latency i ms; exit 1 or 2
         results.append([0.4 * i, i / 1000, 1 + (i % 4 == 0), i % 5 != 0, i % 10])
@@ -168,7 +168,7 @@ def test_window_metrics_from_a_record() -> None:
     assert m["accuracy"] == pytest.approx(sum(i % 5 != 0 for i in inside) / 51)
     assert m["exit_distribution"] == pytest.approx(
         [sum(i % 4 != 0 for i in inside) / 51, sum(i % 4 == 0 for i in inside) / 51])
-    assert m["tasks_per_robot"] == {"robot1": 60, "robot2": 40}
+    assert list(m["tasks_per_robot"].items()) == [("robot1", 60), ("robot2", 40)]
     assert m["tasks_share_source"] == pytest.approx(0.6)
     assert m["dropped"] == 20 and m["overruns"] == 0
     assert m["backlog_growth"] == 80 - 53  # admitted - answered (expired too) in the window

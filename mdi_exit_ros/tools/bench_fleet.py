@@ -34,6 +34,7 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -358,8 +359,10 @@ def window_metrics(record: Mapping, warmup: float, measure: float, num_exits: in
             exits[r["exit"] - 1] += 1
     src = _rows(record, source)
     admitted, span = _delta(src, "frames_admitted", t0, t1)
-    workers = list(dict.fromkeys(r[record["stats_fields"].index("worker")]
-                                 for r in record["stats"]))
+    workers = sorted(dict.fromkeys(r[record["stats_fields"].index("worker")]
+                                   for r in record["stats"]),
+                     key=lambda w: (w != source, [int(t) if t.isdigit() else t
+                                                  for t in re.split(r"(\d+)", w)]))
     tasks = {w: int(_delta(_rows(record, w), "tasks_run", t0, t1)[0]) for w in workers}
     overruns = {w: int(_delta(_rows(record, w), "tasks_overrun", t0, t1)[0]) for w in workers}
     last = [r for r in src if r["t"] <= t1]
