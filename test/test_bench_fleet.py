@@ -112,6 +112,18 @@ def test_overrides_make_the_mode_and_the_profile() -> None:
     assert not any("offload_first_task" in s for s in sets)
 
 
+def test_initial_interval_auto_starts_at_the_no_early_exit_bound() -> None:
+    s = [0.3, 0.2, 0.1]  # 0.6 s per frame through every task
+    assert bf.start_interval(s, 1, True) == pytest.approx(0.6)
+    assert bf.start_interval(s, 3, False) == pytest.approx(0.2)
+    assert bf.start_interval(s, 3, True) == pytest.approx(0.3)  # the source runs task 1
+    sc = parse_scenario(scenario(fixed={"policies": ["mesh3"]}))
+    assert sc.initial_interval is None
+    assert "robot1.initial_interval=0.3" in bf.fleet_overrides(sc.points[0], sc, s, robots=3)
+    sc = parse_scenario(scenario(initial_interval=0.05, fixed={"policies": ["mesh3"]}))
+    assert "robot1.initial_interval=0.05" in bf.fleet_overrides(sc.points[0], sc, s, robots=3)
+
+
 def test_topology_file_sets_the_player_and_keeps_the_links() -> None:
     sc = parse_scenario(scenario(poisson={"policies": ["circular3"], "rates": [3]}))
     data = bf.topology_file(sc.points[0], "cifar10", 7)

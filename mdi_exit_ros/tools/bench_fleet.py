@@ -48,6 +48,7 @@ import yaml
 from mdi_exit_ros.topology import TopologyError, config_dir, load_topology, resolve_topology
 
 EXPERIMENTS = ("fixed", "poisson")  # Figs. 3-4 (Alg. 3, rate mode), Figs. 5-6 (Alg. 4)
+AUTO = "auto"  # initial_interval: from the service times (start_interval)
 CHECKPOINT = "checkpoint"  # a threshold that means the checkpoint's calibrated T_e^k
 NO_EE = 1.0  # exit threshold of the "No EE" policies: C > 1.0 never holds (Alg. 1 line 5)
 MIN_RESULTS = 20  # fewer results in a window: the point is invalid (too few to measure)
@@ -140,7 +141,7 @@ class Scenario:
     fallback_dataset: str = "fashion-mnist"
     warmup: float = 15.0  # s after the first frame before the window opens
     measure: float = 30.0  # s of window
-    initial_interval: float = 0.2  # Alg. 3's first mu, s
+    initial_interval: float | None = None  # Alg. 3's first mu, s; None: start_interval()
     seed: int = 1
     parameters: dict[str, Any] = field(default_factory=dict)  # more `--set`: "robot1.x": v
     points: list[Point] = field(default_factory=list)
@@ -219,7 +220,8 @@ def parse_scenario(data: Any, path: str = "<scenario>") -> Scenario:
                   fallback_dataset=str(data.get("fallback_dataset", "fashion-mnist")),
                   warmup=_positive(data, "warmup", 15.0, path),
                   measure=_positive(data, "measure", 30.0, path),
-                  initial_interval=_positive(data, "initial_interval", 0.2, path),
+                  initial_interval=(None if data.get("initial_interval", AUTO) == AUTO else
+                                    _positive(data, "initial_interval", 0, path)),
                   seed=seed, parameters=dict(extra),
                   description=str(data.get("description", "")))
     if "fixed" not in data and "poisson" not in data:
@@ -285,8 +287,18 @@ def topology_file(point: Point, dataset: str, seed: int) -> dict[str, Any]:
             "parameters": {w: dict(p) for w, p in topo.parameters.items()}, "player": player}
 
 
+def start_interval(service_times: Sequence[float], robots: int, pin_first: bool) -> float:
+    """Alg. 3's first mu when the scenario says `initial_interval: auto`: the interval at
+    which the robots could compute frames that all run to the last exit (the compute bound
+    without early exit). Alg. 3 lowers mu from there while the queues stay short; starting
+    faster than the fleet can answer admits a backlog that Alg. 3's 20 %-per-period back-off
+    takes many periods to stop (frames then go overdue and are admitted again)."""
+    return round(1.0 / compute_bound(service_times, [0.0] * (len(service_times) - 1) + [1.0],
+                                     [1.0] * robots, pin_first), 6)
+
+
 def fleet_overrides(point: Point, scenario: Scenario, service_times: Sequence[float],
-                    source: str = "robot1") -> list[str]:
+                    source: str = "robot1", robots: int = 1) -> list[str]:
     """The `--set` overrides that make the point's policy and device profile."""
     prof = scenario.profile
     sets = [f"*.service_times={list(service_times)}", f"*.link_delay={prof.link_delay!r}",
@@ -296,7 +308,8 @@ def fleet_overrides(point: Point, scenario: Scenario, service_times: Sequence[fl
         sets.append(f"*.exit_threshold={float(point.threshold)!r}")
     mode = "rate" if point.experiment == "fixed" else "threshold"
     sets += [f"{source}.admission_mode={mode}",
-             f"{source}.initial_interval={scenario.initial_interval!r}"]
+             f"{source}.initial_interval="
+             f"{scenario.initial_interval or start_interval(service_times, robots, point.policy.pins_first_task)!r}"]  # noqa: E501
     if point.policy.first_task_offload:
         sets.append(f"{source}.offload_first_task=true")
     for key, value in scenario.parameters.items():
@@ -674,7 +687,8 @@ def run_point(point: Point, scenario: Scenario, facts: ModelFacts, out_dir: Path
     args = [str(topo_path), "--model", facts.model, "--duration", f"{scenario.duration:g}",
             "--record", str(run_dir / "record.json"), "--log-dir", str(run_dir / "logs"),
             "--shutdown-timeout", "30"]  # a loaded machine: a node may need more than 10 s
-    for s in fleet_overrides(point, scenario, service):
+    robots = len(load_topology(resolve_topology(point.policy.topology)).workers)
+    for s in fleet_overrides(point, scenario, service, robots=robots):
         args += ["--set", s]
     (run_dir / "command.txt").write_text("mdi-exit fleet " + " ".join(
         a if " " not in a and "[" not in a else repr(a) for a in args) + "\n")
