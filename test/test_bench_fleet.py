@@ -198,7 +198,7 @@ def test_too_short_or_frameless_runs_are_invalid() -> None:
     r["first_frame"] = None
     assert not window_metrics(r, 5.0, 20.0, 2)["valid"]
     r = record()
-    r["results"] = r["results"][:30]  # none after 12 s: 6 in the window
+    r["results"] = r["results"][:30]  # none after 12 s: 6 in the window (< 10)
     assert "results in the window" in window_metrics(r, 5.0, 20.0, 2)["invalid_reason"]
 
 
@@ -257,7 +257,7 @@ def test_rows_become_tables() -> None:
     row = bf.csv_row(sc.points[0], sc, m, b, "model", "data", "/tmp/x")
     assert set(row) == set(bf.CSV_FIELDS)
     table = bf.markdown_tables([row])
-    assert "| mesh5 | checkpoint | 50 | 4.00 | 2.55 | 2 |" in table
+    assert "| mesh5 | checkpoint | 50 | 4.00 | 2.55 (n=51) | 2 |" in table
     assert "yes |" in table
     invalid = bf.csv_row(sc.points[0], sc, window_metrics(record(3), 5.0, 20.0, 2), b,
                          "model", "data", "/tmp/x")

@@ -51,7 +51,7 @@ EXPERIMENTS = ("fixed", "poisson")  # Figs. 3-4 (Alg. 3, rate mode), Figs. 5-6 (
 AUTO = "auto"  # initial_interval: from the service times (start_interval)
 CHECKPOINT = "checkpoint"  # a threshold that means the checkpoint's calibrated T_e^k
 NO_EE = 1.0  # exit threshold of the "No EE" policies: C > 1.0 never holds (Alg. 1 line 5)
-MIN_RESULTS = 20  # fewer results in a window: the point is invalid (too few to measure)
+MIN_RESULTS = 10  # fewer results in a window: the point is invalid (too few to measure)
 STARTUP_SLACK = 25.0  # s from the fleet's start to its first frame (CIFAR-10 loads ~18 s)
 CSV_FIELDS = (
     "experiment", "policy", "topology", "early_exit", "first_task_offload", "threshold",
@@ -534,7 +534,8 @@ def markdown_tables(rows: Iterable[Mapping[str, Any]]) -> str:
             valid = str(r.get("valid")) in ("True", "true", "1")
             out.append(
                 f"| {r['policy']} | {r['threshold']} | {f('offered_rate', 'g')} | "
-                f"{f('admitted_rate')} | {f('answered_rate')} | {f('expired', 'g')} | "
+                f"{f('admitted_rate')} | {f('answered_rate')} (n={r.get('results') or 0}) | "
+                f"{f('expired', 'g')} | "
                 f"{f('accuracy', '.1f', 100)}% | {f('latency_p50')} | {f('latency_p95')} | "
                 f"{' / '.join(str(n) for n in tasks.values()) or '-'} | "
                 f"{f('bound')} ({f('compute_bound')}, {f('network_bound', '.0f')}) | "
@@ -676,9 +677,7 @@ def run_point(point: Point, scenario: Scenario, facts: ModelFacts, out_dir: Path
     """Start the point's fleet, wait for it (drawing the progress bar), measure its record."""
     from mdi_exit_ros.tools.procs import spawn_module
 
-    tag = f"{index + 1:02d}_{point.experiment}_{point.policy.name}_" + (
-        f"T{point.threshold}" if point.experiment == "fixed" else f"r{point.rate:g}")
-    run_dir = out_dir / "runs" / tag
+    run_dir = point_dir(out_dir, point, index)
     run_dir.mkdir(parents=True, exist_ok=True)
     topo_path = run_dir / "topology.yaml"
     topo_path.write_text(yaml.safe_dump(topology_file(point, facts.dataset, scenario.seed),
@@ -714,19 +713,37 @@ def run_point(point: Point, scenario: Scenario, facts: ModelFacts, out_dir: Path
                 proc.wait(timeout=10)
     finally:
         log.close()
-    topo = load_topology(topo_path)
+    (run_dir / "exit_code.txt").write_text(f"{proc.returncode}\n")
+    return measure_point(point, scenario, facts, run_dir)
+
+
+def point_dir(out_dir: Path, point: Point, index: int) -> Path:
+    """Where a point's topology, command, logs and record go."""
+    return out_dir / "runs" / (f"{index + 1:02d}_{point.experiment}_{point.policy.name}_" + (
+        f"T{point.threshold}" if point.experiment == "fixed" else f"r{point.rate:g}"))
+
+
+def measure_point(point: Point, scenario: Scenario, facts: ModelFacts,
+                  run_dir: Path) -> dict[str, Any]:
+    """The point's CSV row from what its run left in `run_dir` (record, exit code)."""
+    topo = load_topology(run_dir / "topology.yaml")
     source = topo.sources[0]
+    service = scenario.profile.service_times(facts.task_mflops)
+    try:
+        code = int((run_dir / "exit_code.txt").read_text())
+    except (OSError, ValueError):
+        code = None
     try:
         record = json.loads((run_dir / "record.json").read_text())
     except (OSError, ValueError):
         metrics = {"valid": False, "invalid_reason": f"fleet exited with code "
-                   f"{proc.returncode} and no record; see {run_dir / 'fleet.log'}"}
+                   f"{code} and no record; see {run_dir / 'fleet.log'}"}
     else:
         metrics = window_metrics(record, scenario.warmup, scenario.measure, facts.num_exits,
                                  source)
-        if proc.returncode not in (0,) and metrics.get("valid"):
+        if code != 0 and metrics.get("valid"):
             metrics["valid"] = False
-            metrics["invalid_reason"] = f"fleet exited with code {proc.returncode}"
+            metrics["invalid_reason"] = f"fleet exited with code {code}"
     bound = bounds(point, metrics, service, facts.cut_bytes, facts.input_bytes,
                    len(topo.workers), len(topo.neighbors(source)),
                    scenario.profile.link_bandwidth)
@@ -742,6 +759,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", metavar="POLICY[,POLICY...]", help="run only these policies")
     p.add_argument("--experiment", choices=EXPERIMENTS, help="run only this experiment")
     p.add_argument("--list", action="store_true", help="print the points and exit")
+    p.add_argument("--reanalyze", action="store_true",
+                   help="run nothing: measure the records a run left in --out again (after "
+                        "a change of the window or validity rules) and rewrite its CSV, "
+                        "tables and plots")
     p.add_argument("--point-timeout", type=float, default=300.0,
                    help="seconds after which a point's fleet is stopped")
     return p
@@ -781,7 +802,10 @@ def main(argv: list[str]) -> int:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for i, p in enumerate(points):
-            row = run_point(p, scenario, facts, out_dir, i, len(points), a.point_timeout)
+            if a.reanalyze:
+                row = measure_point(p, scenario, facts, point_dir(out_dir, p, i))
+            else:
+                row = run_point(p, scenario, facts, out_dir, i, len(points), a.point_timeout)
             rows.append(row)
             writer.writerow(row)
             f.flush()
