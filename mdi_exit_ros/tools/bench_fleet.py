@@ -723,16 +723,26 @@ def point_dir(out_dir: Path, point: Point, index: int) -> Path:
         f"T{point.threshold}" if point.experiment == "fixed" else f"r{point.rate:g}"))
 
 
+def fleet_exit_code(run_dir: Path) -> int | None:
+    """The point's fleet exit code: exit_code.txt, else the last line of its fleet.log."""
+    try:
+        return int((run_dir / "exit_code.txt").read_text())
+    except (OSError, ValueError):
+        pass
+    try:
+        last = (run_dir / "fleet.log").read_text(errors="replace").strip().splitlines()[-1]
+        return int(last.rsplit("exit code", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def measure_point(point: Point, scenario: Scenario, facts: ModelFacts,
                   run_dir: Path) -> dict[str, Any]:
     """The point's CSV row from what its run left in `run_dir` (record, exit code)."""
     topo = load_topology(run_dir / "topology.yaml")
     source = topo.sources[0]
     service = scenario.profile.service_times(facts.task_mflops)
-    try:
-        code = int((run_dir / "exit_code.txt").read_text())
-    except (OSError, ValueError):
-        code = None
+    code = fleet_exit_code(run_dir)
     try:
         record = json.loads((run_dir / "record.json").read_text())
     except (OSError, ValueError):
@@ -819,6 +829,12 @@ def main(argv: list[str]) -> int:
             "service_times": service, "model": model, "dataset": dataset, "note": note,
             "warmup": scenario.warmup, "measure": scenario.measure,
             "command": "mdi-exit bench " + " ".join(argv)}
+    if a.reanalyze:
+        try:
+            meta["command"] = json.loads((out_dir / "meta.json").read_text())["command"]
+        except (OSError, ValueError, KeyError):
+            pass
+        meta["reanalyzed"] = "mdi-exit bench " + " ".join(argv)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     tables = markdown_tables(rows)
     (out_dir / "results.md").write_text(
