@@ -138,7 +138,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument(
             "topology", default_value="mesh3",
-            description="Shipped topology (mesh2, mesh3, circular3, mesh5) or a YAML path"),
+            description="Shipped topology (local, mesh2, mesh3, circular3, mesh5) or a YAML path"),
         DeclareLaunchArgument(
             "robots", default_value="",
             description="Comma-separated robots of the topology to start on this machine "

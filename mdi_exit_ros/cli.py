@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("mdi_exit_ros.model.evaluate", "per-exit accuracy, threshold sweep, calibration"),
     "soak": ("mdi_exit_ros.tools.soak", "overload soak: Poisson arrivals at 3x capacity, "
              "bounds checked"),
-    "bench": ("mdi_exit_ros.tools.bench", "benchmarks (wire, ...)"),
+    "bench": ("mdi_exit_ros.tools.bench", "benchmarks: wire, or a fleet scenario (quick, full)"),
     "wire-echo": ("mdi_exit_ros.tools.wire_echo", "two-process Task exchange over ROS 2"),
 }
 

@@ -89,6 +89,22 @@ def test_next_task_to_output_when_input_busy() -> None:
     assert out.next_task.size_bytes == 77
 
 
+def test_a_robot_without_neighbours_keeps_successors_in_its_input_queue() -> None:
+    """neighbors ['-'] (allowed = none): nobody could take O_n's tasks, so a successor goes
+    to I_n behind the frames already there instead of waiting in O_n for ever."""
+    w = make(allowed=[])
+    w.submit(task(1), 0.0)
+    w.submit(task(2), 0.0)
+    out = w.complete(w.next_task(), 0.5, 0.1, 0.0)
+    assert out.placement is Placement.INPUT and not w.output
+    assert [t.key for t in w.input] == [TaskKey("n", 2, 1), TaskKey("n", 1, 2)]
+    # with any neighbour allowed, the same step parks it in O_n (Alg. 1 line 8)
+    w = make(allowed=["a"])
+    w.submit(task(1), 0.0)
+    w.submit(task(2), 0.0)
+    assert w.complete(w.next_task(), 0.5, 0.1, 0.0).placement is Placement.OUTPUT
+
+
 def test_next_task_to_input_when_output_over_t_o() -> None:
     w = make(t_o=2)
     for i in range(5):

@@ -226,3 +226,33 @@ def test_a_reconfigured_source_starts_a_new_incarnation(fleet) -> None:
     again = {r.data_id for r in _run_batch(driver, "robot4", 6, 20.0, seed=32)}
     assert len(again) == 6 and not first & again, (first, again)
     assert driver.stats["robot4"].frames_classified == 6
+
+
+def test_first_tasks_run_on_a_neighbour_with_offload_first_task(fleet) -> None:
+    """Every frame exits at exit 1 and the source is slow: with the paper's placement no
+    task ever leaves it; with `offload_first_task` (applied at once) neighbours run first
+    tasks, as their exit-1 counters show, and every frame is still answered once."""
+    driver, _, _ = fleet
+    helpers = ("robot2", "robot3")
+
+    def first_tasks_elsewhere() -> int:
+        return sum(driver.stats_after(w, driver.now_ns()).exits[0] for w in helpers)
+
+    for name in ("robot1", *helpers):
+        driver.set_params(name, exit_thresholds=[0.0, 0.0, 0.0])  # task 1 is every task
+    driver.set_params("robot1", compute_slowdown=120.0)
+    try:
+        off_offloads, off_first = _offloads(driver, "robot1"), first_tasks_elsewhere()
+        assert len(_run_batch(driver, "robot1", 10, 20.0, seed=41)) == 10
+        assert _offloads(driver, "robot1") == off_offloads
+        assert first_tasks_elsewhere() == off_first
+
+        driver.set_params("robot1", offload_first_task=True)
+        on_first = first_tasks_elsewhere()
+        results = _run_batch(driver, "robot1", 20, 20.0, seed=42)
+        assert len(results) == 20 and all(r.exit_index == 1 for r in results)
+        ran_elsewhere = first_tasks_elsewhere() - on_first
+        assert ran_elsewhere >= 3, driver.describe()
+        assert sum(r.worker in helpers for r in results) == ran_elsewhere
+    finally:
+        driver.set_params("robot1", compute_slowdown=1.0, offload_first_task=False)

@@ -29,7 +29,7 @@ from .confidence import (
     softmax,
 )
 from .estimators import ComputeDelayEstimator, Ewma, LinkDelayEstimator
-from .exit_policy import ExitThresholds, Placement, place_next, should_exit
+from .exit_policy import ExitThresholds, Placement, place_first, place_next, should_exit
 from .ledger import (
     AckResult,
     AckStatus,
@@ -117,6 +117,7 @@ __all__ = [
     "offload_probability",
     "offload_rule",
     "overdue_action",
+    "place_first",
     "place_next",
     "report_problem",
     "should_exit",

@@ -222,6 +222,14 @@ class RateController(_PeriodicController):
         """A camera frame arrived (admitted or not): counts toward the camera bound."""
         self._arrivals = (self._arrivals or 0) + 1
 
+    def expect_frames(self) -> None:
+        """The caller reports every camera frame (`on_frame`) from now on, so a period
+        without one is a camera that sent nothing: mu is not lowered before the first frame
+        either (otherwise a camera that starts late meets mu at mu_min, and the first
+        periods admit a backlog the fleet cannot answer)."""
+        if self._arrivals is None:
+            self._arrivals = 0
+
     @property
     def camera_interval(self) -> float | None:
         """The camera's interval over the last period (None: not measured / no frame)."""
@@ -237,14 +245,14 @@ class RateController(_PeriodicController):
         if not self.due(now):
             return ControlStep(self._value, ControlBranch.NOT_DUE, False)
         self._floor = self._mu_min
-        if self._arrivals is not None and self._last is not None:
-            if self._arrivals:
+        if self._arrivals is not None:
+            if not self._arrivals:  # the camera sent nothing: a shorter mu admits no more
+                self._camera_interval = None
+                self._floor = max(self._mu_min, self._value)
+            elif self._last is not None:
                 self._camera_interval = max(0.0, now - self._last) / self._arrivals
                 bound = self._camera_interval / (1.0 + self._params.zeta)
                 self._floor = min(self._mu_max, max(self._mu_min, bound))
-            else:  # the camera sent nothing: a shorter mu would admit nothing more
-                self._camera_interval = None
-                self._floor = max(self._mu_min, self._value)
             self._arrivals = 0
         return super().step(now, input_len, output_len)
 

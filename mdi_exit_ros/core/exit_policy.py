@@ -44,6 +44,21 @@ def place_next(input_queue_empty: bool, output_len: int, t_o: int) -> Placement:
     return Placement.OUTPUT  # Alg. 1, line 11
 
 
+def place_first(
+    offload_first_task: bool, input_queue_empty: bool, output_len: int, t_o: int
+) -> Placement:
+    """Where a frame admitted at the source puts its first task tau_1(d) (our extension).
+
+    The paper's source queues every tau_1 in its input queue (Alg. 1 places only successors),
+    so the source runs every frame's first task and caps the fleet at its own speed. With
+    ``offload_first_task`` tau_1 is placed like any successor (``place_next``, Alg. 1 line
+    8): in I_n if it is empty or O_n > T_O, else in O_n, where Alg. 2 may offload it.
+    """
+    if not offload_first_task:
+        return Placement.INPUT
+    return place_next(input_queue_empty, output_len, t_o)
+
+
 def _check_threshold(value: float, what: str) -> float:
     value = float(value)
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):

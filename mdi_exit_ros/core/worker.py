@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .estimators import ComputeDelayEstimator, LinkDelayEstimator
-from .exit_policy import DEFAULT_T_O, ExitThresholds, Placement, place_next, should_exit
+from .exit_policy import (
+    DEFAULT_T_O,
+    ExitThresholds,
+    Placement,
+    place_first,
+    place_next,
+    should_exit,
+)
 from .ledger import DEFAULT_SEEN_CAPACITY, AckResult, AckStatus, InFlight, OffloadLedger, SeenSet
 from .neighbors import ACTIVE, DEFAULT_LEASE, NeighborReport, NeighborTable
 from .offload import NeighborView, OffloadDecision, OffloadSelector, RandomSource
@@ -194,6 +201,7 @@ class WorkerCore:
         seen_capacity: int = DEFAULT_SEEN_CAPACITY,
         report_settle: float = 0.0,
         lifecycle_state: str = ACTIVE,
+        offload_first_task: bool = False,
     ) -> None:
         if t_o < 0:
             raise ValueError(f"t_o must be >= 0, got {t_o}")
@@ -203,6 +211,8 @@ class WorkerCore:
         self.model_id = model_id
         self._thresholds = thresholds
         self.t_o = t_o
+        # Frames admitted here place tau_1 by Alg. 1 line 8 too (see ``place_first``).
+        self.offload_first_task = offload_first_task
         self.max_resends = max_resends
         self.lifecycle_state = lifecycle_state
         self.input: deque[Task] = deque()  # I_n
@@ -296,6 +306,10 @@ class WorkerCore:
                sender: str | None = None) -> Receipt:
         """Queue a task at the input tail: a frame admitted here or a task from a neighbour.
 
+        A frame admitted here (hops 0, no sender, this worker its source) goes to the output
+        tail instead when ``offload_first_task`` is on and Alg. 1 line 8 says so
+        (``exit_policy.place_first``).
+
         Duplicates are recognised first (by source, data_id, task_index), so a re-sent task
         this worker already accepted is acked again even while inactive, but not queued
         twice. Otherwise a worker that is not active, or runs another model, or gets a task
@@ -336,7 +350,13 @@ class WorkerCore:
             return Receipt(SubmitStatus.REFUSED, reason, self._c.accepted_total)
         self._refused.pop(dkey, None)
         self._seen.add(dkey)
-        self.input.append(task)
+        admitted_here = task.hops == 0 and sender is None and task.source == self.worker_id
+        if admitted_here and place_first(
+            self.offload_first_task, not self.input, len(self.output), self.t_o
+        ) is Placement.OUTPUT:
+            self.output.append(task)  # Alg. 2 may offload it (first-task offloading)
+        else:
+            self.input.append(task)
         if sender is not None and sender != self.worker_id:
             frame = (task.source, task.data_id)
             self._origin[frame] = (sender, dkey, task.attempt)
@@ -426,7 +446,14 @@ class WorkerCore:
         nxt = task.successor()  # tau_{k+1}(d)
         nxt.payload, nxt.size_bytes = next_payload, next_size_bytes
         self._seen.add(nxt.key)
-        placement = place_next(not self.input, len(self.output), self.t_o)  # Alg. 1, line 8
+        if self.table.allowed == frozenset():
+            # No one-hop neighbour at all (neighbors ['-'], a robot on its own): O_n only
+            # feeds Alg. 2, which has nobody to offload to, so a successor parked there would
+            # wait behind every new frame until its frame went overdue. It runs here, in
+            # order: the paper's "Local, MDI-Exit".
+            placement = Placement.INPUT
+        else:
+            placement = place_next(not self.input, len(self.output), self.t_o)  # Alg. 1, l. 8
         if placement is Placement.INPUT:
             self.input.append(nxt)  # Alg. 1, line 9
         else:

@@ -62,8 +62,9 @@ class TaskRun:
 
     logits: np.ndarray  # exit k's logits, float32 (num_classes,)
     confidence: float  # C_k(d)
-    compute_seconds: float  # measured (and padded by compute_slowdown)
+    compute_seconds: float  # measured, padded by compute_slowdown or to the service time
     next_data: torch.Tensor | None  # encoded input of task k+1 (None for the last task)
+    overrun: bool = False  # the real compute took longer than the service time
 
 
 class Engine:
@@ -163,11 +164,15 @@ class Engine:
 
     @torch.no_grad()
     def run(self, task_index: int, payload: Payload, slowdown: float, confidence: str,
-            stop: threading.Event | None = None) -> TaskRun:
-        """Run task k on its payload; pad the compute time to `slowdown` x measured.
+            stop: threading.Event | None = None,
+            service_time: float | None = None) -> TaskRun:
+        """Run task k on its payload; pad the compute time to `service_time` seconds when a
+        device profile gives one (an emulated device whose speed does not depend on how
+        loaded this machine is), else to `slowdown` x measured.
 
-        The padding waits on `stop`, so a worker shutting down is not held by an emulated
-        slow device.
+        A real compute longer than `service_time` cannot be padded: the run says so
+        (`overrun`) and reports the real time. The padding waits on `stop`, so a worker
+        shutting down is not held by an emulated slow device.
         """
         start = time.perf_counter()
         data = payload.data
@@ -183,8 +188,13 @@ class Engine:
         if next_data is not None:  # the CPU's wire dtype, whatever ran the task
             next_data = next_data.to("cpu", self._wire_dtypes[task_index - 1]).contiguous()
         row = logits[0].float().cpu().numpy()  # (waits for the device)
+        conf = CONFIDENCE_FNS[confidence](row.tolist())
         elapsed = time.perf_counter() - start
+        if service_time is not None:
+            if elapsed > service_time:
+                return TaskRun(row, conf, elapsed, next_data, overrun=True)
+            (stop or threading.Event()).wait(service_time - elapsed)
+            return TaskRun(row, conf, service_time, next_data)
         if slowdown > 1.0:
             (stop or threading.Event()).wait(elapsed * (slowdown - 1.0))
-        conf = CONFIDENCE_FNS[confidence](row.tolist())
         return TaskRun(row, conf, elapsed * slowdown, next_data)

@@ -80,6 +80,11 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("stats_period", 1.0, "Seconds between WorkerStats reports", low=0.05, high=3600.0),
     Spec("compute_slowdown", 1.0, "Emulated device speed: each task's compute is padded to "
          "this many times its measured time", low=1.0, high=1000.0),
+    Spec("service_times", UNSET_DOUBLES, "Emulated device profile: task k's compute is "
+         "padded to service_times[k-1] seconds, one value > 0 per task (`mdi-exit bench` "
+         "derives them from each task's MFLOPs and a device throughput); a task whose real "
+         "compute took longer counts in WorkerStats.tasks_overrun. Replaces "
+         "compute_slowdown when set"),
     Spec("link_delay", 0.0, "Emulated link: seconds added to every task and ack this worker "
          "sends (one way, so a round trip takes twice)", low=0.0, high=60.0),
     Spec("link_bandwidth", 0.0, "Emulated link: bytes/s per neighbour link for the tasks and "
@@ -108,6 +113,10 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("min_interval", 0.001, "Lower bound of mu (Alg. 3 also stops lowering mu at the "
          "camera's measured interval / (1 + zeta))", low=1e-5, high=3600.0, source_only=True),
     Spec("max_interval", 10.0, "Upper bound of mu", low=1e-4, high=3600.0, source_only=True),
+    Spec("offload_first_task", False, "Place an admitted frame's first task by Alg. 1 line 8 "
+         "(input queue if empty or O_n > T_O, else the output queue, where Alg. 2 may "
+         "offload it); false = the paper: every first task runs at the source",
+         source_only=True),
     Spec("qos", "auto", "Image subscription reliability: auto matches the camera "
          "publisher's (looked up on the graph)", choices=IMAGE_QOS, source_only=True,
          configure_only=True),
@@ -229,6 +238,8 @@ def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
     if name == "exit_thresholds":
         if any(not 0.0 <= v <= 1.0 for v in value):
             return "exit_thresholds must all lie in [0, 1]"
+    if name == "service_times" and any(not (0.0 < v <= 3600.0) for v in value):
+        return "service_times must all lie in (0, 3600] seconds"
     if name == "neighbors" and (not value or any(not v for v in value) or (
             len(value) > 1 and ({ANY_NEIGHBOR, NO_NEIGHBOR} & set(value)))):
         return "neighbors must be ['*'] (any), ['-'] (none) or a list of worker ids"

@@ -88,6 +88,8 @@ class SourceNode(WorkerNode):
 
     def apply_parameter(self, name: str, value: Any, current: dict[str, Any]) -> None:
         super().apply_parameter(name, value, current)
+        if name == "offload_first_task" and self.core is not None:
+            self.core.offload_first_task = bool(value)  # from the next admitted frame on
         if self.controller is None:
             return
         if name in ("queue_thresholds", "alpha", "beta", "zeta", "control_period",
@@ -121,8 +123,10 @@ class SourceNode(WorkerNode):
         control = self._queue_control(v)
         if v["admission_mode"] == "rate":
             mu = min(max(v["initial_interval"], v["min_interval"]), v["max_interval"])
-            return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
+            rate = core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
                                        **control)
+            rate.expect_frames()  # every image reaches on_frame: no camera, no lower mu
+            return rate
         te = min(self.thresholds_from(v).values)
         return core.ThresholdController(max(te, v["min_exit_threshold"]),
                                         te_min=v["min_exit_threshold"], **control)
@@ -140,6 +144,7 @@ class SourceNode(WorkerNode):
         if result != TransitionCallbackReturn.SUCCESS:
             return result
         values = self.param_values()
+        self.core.offload_first_task = bool(values["offload_first_task"])
         try:
             self.controller = self._make_controller(values)
         except ValueError as exc:

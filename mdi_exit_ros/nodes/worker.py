@@ -93,6 +93,7 @@ class WorkerNode(LifecycleNode):
         self.internal_errors = 0  # errors caught in callbacks and the inference loop
         self.messages_refused = 0  # messages from the wire refused before any use
         self.tasks_failed = 0  # tasks given up after MAX_TASK_FAILURES (answered as failed)
+        self.tasks_overrun = 0  # tasks whose real compute exceeded their service time
         self._failed_reported = 0
         self._progress_at = time.monotonic()  # a task last finished (or activation)
         self._warned_no_neighbor = False
@@ -165,9 +166,10 @@ class WorkerNode(LifecycleNode):
 
     def check_parameter(self, name: str, value: Any, current: dict[str, Any]) -> str | None:
         """Checks that need the loaded model (subclasses add their own)."""
-        if name == "exit_thresholds" and self.engine is not None and value is not None \
-                and len(value) not in (0, self.engine.num_exits):
-            return (f"exit_thresholds needs {self.engine.num_exits} values (one per exit of "
+        if name in ("exit_thresholds", "service_times") and self.engine is not None \
+                and value is not None and len(value) not in (0, self.engine.num_exits):
+            what = "one per exit" if name == "exit_thresholds" else "one per task"
+            return (f"{name} needs {self.engine.num_exits} values ({what} of "
                     f"{self.engine.model_id}); got {len(value)}")
         return None
 
@@ -220,7 +222,8 @@ class WorkerNode(LifecycleNode):
         except (CheckpointError, OSError, ValueError) as exc:
             self.get_logger().error(f"cannot load model {values['model']!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
-        reason = self.check_parameter("exit_thresholds", values.get("exit_thresholds"), values)
+        reason = (self.check_parameter("exit_thresholds", values.get("exit_thresholds"), values)
+                  or self.check_parameter("service_times", values.get("service_times"), values))
         if reason:
             self.get_logger().error(reason)
             self.engine = None
@@ -359,11 +362,19 @@ class WorkerNode(LifecycleNode):
     def run_task(self, task: core.Task) -> None:
         payload: Payload = task.payload
         try:
+            service = self.param("service_times")
             run = self.engine.run(task.task_index, payload, self.param("compute_slowdown"),
-                                  self.param("confidence"), self._stop)
+                                  self.param("confidence"), self._stop,
+                                  service[task.task_index - 1] if service else None)
         except Exception as exc:  # noqa: BLE001 - a bad task must not kill the worker
             self._task_failed(task, exc)
             return
+        if run.overrun:
+            self.tasks_overrun += 1
+            self.get_logger().warning(
+                f"task {task.task_index} took {run.compute_seconds * 1e3:.1f} ms, longer than "
+                f"its service time ({self.tasks_overrun} overruns so far): this machine is "
+                f"too loaded for the device profile", throttle_duration_sec=5.0)
         now = time.monotonic()
         nxt = Payload(payload.header, run.next_data) if run.next_data is not None else None
         with self.lock:
@@ -610,6 +621,7 @@ class WorkerNode(LifecycleNode):
             peer_messages_dropped=self._peers.dropped,
             internal_errors=self.internal_errors,
             tasks_failed=self.tasks_failed,
+            tasks_overrun=self.tasks_overrun,
             health=self.health(s.input_queue, s.gamma),
             tasks_taken_back=s.taken_back, duplicates=s.duplicates,
             tasks_evacuated=s.evacuated, tasks_discarded=s.discarded,

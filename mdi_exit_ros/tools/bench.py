@@ -1,5 +1,7 @@
 """`mdi-exit bench <name>`: speed measurements, reported as medians over repeats.
 
+`mdi-exit bench <scenario>` (quick, full, a YAML) runs real fleets: tools/bench_fleet.py.
+
 Benchmarks are where speed goals live (tests only assert behaviour with generous bounds).
 Results print as a Markdown table so they can go into docs/PERFORMANCE.md as they are.
 """
@@ -129,11 +131,19 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {"wire": wire_main}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`mdi-exit bench wire ...`, or `mdi-exit bench <scenario>` (config/bench/, a YAML):
+    real fleets for the paper's Figs. 3-6 (tools/bench_fleet.py)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in BENCHES:
-        print(f"usage: mdi-exit bench {{{','.join(BENCHES)}}} [options]", file=sys.stderr)
-        return 0 if args and args[0] in ("-h", "--help") else 2
-    return BENCHES[args[0]](args[1:])
+    if not args or args[0] in ("-h", "--help"):
+        print(f"usage: mdi-exit bench {{{','.join(BENCHES)}}} [options]\n"
+              "       mdi-exit bench <scenario> [options]   (quick, full or a scenario YAML; "
+              "--help for its options)", file=sys.stderr)
+        return 0 if args else 2
+    if args[0] in BENCHES:
+        return BENCHES[args[0]](args[1:])
+    from mdi_exit_ros.tools import bench_fleet
+
+    return bench_fleet.main(args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import math
 import shlex
 import signal
@@ -38,6 +39,13 @@ from mdi_exit_ros.tools.fleet_spec import NodeSpec, Override
 from mdi_exit_ros.tools.monitor import FleetView, render
 from mdi_exit_ros.topology import Topology, TopologyError, load_topology, resolve_topology
 
+# WorkerStats fields a --record keeps per report (after the time it arrived)
+STATS_FIELDS = ("t", "worker", "is_source", "tasks_run", "tasks_overrun", "frames_received",
+                "frames_admitted", "frames_dropped", "frames_classified", "frames_overdue",
+                "frames_expired", "admission_interval", "input_queue", "output_queue",
+                "exit_thresholds", "exits", "latency_p50", "latency_p95")
+# what a --record keeps per result (class_id -1: answered as expired or failed)
+RESULT_FIELDS = ("t", "latency", "exit", "correct", "class_id")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEGRADED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_RESPAWNS = 3  # restarts per robot for a bare --respawn
 # A lifecycle request unanswered this long is sent again. Right after a restart the node's
@@ -60,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Overrides: --set robot2.compute_slowdown=2.0, "
                                        "--set '*.torch_threads=2' (every worker).")
-    p.add_argument("topology", help="shipped topology name (mesh2, mesh3, circular3, mesh5) "
-                                    "or a topology YAML file")
+    p.add_argument("topology", help="shipped topology name (local, mesh2, mesh3, circular3, "
+                                    "mesh5) or a topology YAML file")
     p.add_argument("--only", metavar="ROBOT[,ROBOT...]",
                    help="start only these robots of the topology (the others run on other "
                         "computers of the same ROS_DOMAIN_ID); default: all")
@@ -90,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-timeout", type=float, default=10.0,
                    help="seconds for each child to end after SIGINT before SIGKILL")
     p.add_argument("--verbose", "-v", action="store_true", help="print children's commands")
+    p.add_argument("--record", metavar="JSON",
+                   help="write every result (time, latency, exit, correct) and every "
+                        "WorkerStats report of the run to this file (what `mdi-exit bench` "
+                        "measures steady-state windows from), with the summary")
     return p
 
 
@@ -110,6 +122,7 @@ class Options:
     shutdown_timeout: float = 10.0
     verbose: bool = False
     warnings: list[str] = field(default_factory=list)
+    record: Path | None = None
 
 
 def parse_options(argv: list[str]) -> Options:
@@ -153,7 +166,8 @@ def parse_options(argv: list[str]) -> Options:
                    log_dir=Path(a.log_dir) if a.log_dir else None, monitor=a.monitor,
                    respawn=a.respawn,
                    startup_timeout=a.startup_timeout, shutdown_timeout=a.shutdown_timeout,
-                   verbose=a.verbose, warnings=warnings)
+                   verbose=a.verbose, warnings=warnings,
+                   record=Path(a.record) if a.record else None)
 
 
 def child_command(spec: NodeSpec, params_file: Path | None) -> tuple[str, list[str]]:
@@ -352,6 +366,12 @@ class Fleet:
         self.restarts: Counter = Counter()  # node label -> restarts so far
         self.retired: list[Child] = []  # children that left (not stopped by us)
         self.node: Any = None
+        # --record: [monotonic time, latency, exit, correct (None: no label yet), class_id]
+        # per result,
+        # and one row per WorkerStats report (see STATS_FIELDS)
+        self.recorded_results: list[list[Any]] = []
+        self._pending: dict[tuple[str, int, int, str], list[Any]] = {}
+        self.recorded_stats: list[list[Any]] = []
 
     def say(self, text: str) -> None:
         print(f"[fleet] {text}", file=self.out, flush=True)
@@ -377,8 +397,7 @@ class Fleet:
         from mdi_exit_ros.wire.qos import data_qos, state_qos
 
         self.node = node = Node("mdi_fleet")
-        node.create_subscription(WorkerStats, "/mdi/worker_stats", self.view.on_stats,
-                                 state_qos())
+        node.create_subscription(WorkerStats, "/mdi/worker_stats", self.on_stats, state_qos())
         node.create_subscription(NeighborState, "/mdi/neighbor_state", self.view.on_state,
                                  state_qos())
         for src in (s for s in self.opts.topology.sources if s in self.opts.robots):
@@ -394,9 +413,19 @@ class Fleet:
     def _score(self, key: tuple[str, int, int, str]) -> None:
         if key in self._labels and key in self._results:
             truth, guess = self._labels.pop(key), self._results.pop(key)
+            row = self._pending.pop(key, None)
             if truth >= 0:
                 self.counts.labelled += 1
                 self.counts.correct += truth == guess
+                if row is not None:
+                    row[3] = truth == guess
+
+    def on_stats(self, msg: Any) -> None:
+        self.view.on_stats(msg)
+        if self.opts.record is not None:
+            self.recorded_stats.append([time.monotonic()] + [
+                list(v) if not isinstance(v, (int, float, str, bool)) else v
+                for v in (getattr(msg, f) for f in STATS_FIELDS[1:])])
 
     def on_label(self, src: str, msg: Any) -> None:
         self.first_frame = self.first_frame or time.monotonic()
@@ -411,7 +440,28 @@ class Fleet:
         self.counts.exits[int(msg.exit_index)] += 1
         key = self._key(src, msg.header)
         self._results[key] = int(msg.class_id)
+        if self.opts.record is not None:
+            row = [time.monotonic(), float(msg.latency), int(msg.exit_index), None,
+                   int(msg.class_id)]
+            self.recorded_results.append(row)
+            self._pending[key] = row
         self._score(key)
+
+    def write_record(self, path: Path, summary: dict[str, Any]) -> None:
+        """--record: the run's results and reports, times in seconds since the run began."""
+        t0 = self.started_at or 0.0
+        record = {
+            "topology": self.opts.topology.name, "robots": list(self.opts.robots),
+            "first_frame": None if self.first_frame is None else self.first_frame - t0,
+            "stopped": None if self.stopped_at is None else self.stopped_at - t0,
+            "result_fields": list(RESULT_FIELDS),
+            "results": [[r[0] - t0, *r[1:]] for r in self.recorded_results],
+            "stats_fields": list(STATS_FIELDS),
+            "stats": [[r[0] - t0, *r[1:]] for r in self.recorded_stats],
+            "summary": {k: v for k, v in summary.items() if k != "departures"},
+            "departures": [d.describe() for d in self.departures],
+        }
+        path.write_text(json.dumps(record))
 
     def spin_until(self, done: Callable[[], bool], timeout: float, what: str,
                    watch: Iterable[Child] = ()) -> None:
@@ -746,6 +796,8 @@ def main(argv: list[str] | None = None) -> int:
                             topology_robots=opts.topology.workers,
                             departures=fleet.departures)
         print(format_summary(summary, opts.topology.name), flush=True)
+        if opts.record is not None:
+            fleet.write_record(opts.record, summary)
     if code == EXIT_OK:
         silent = sorted(set(running) - {s.worker for s in stats})
         if silent:
