@@ -63,6 +63,7 @@ def fleet(tmp_path_factory):
         # the thresholds fixed (Alg. 4 would adapt them, as robot4 does).
         "robot1": Robot("robot1", True, {**common, "neighbors": ["robot2", "robot3"],
                                           "admission_mode": "rate", "initial_interval": 0.005,
+                                          "slow_start": False,
                                           "qos": "reliable"},
                         tmp),
         "robot2": Robot("robot2", False, {**common, "neighbors": ["robot1", "robot3"]}, tmp),

@@ -13,6 +13,7 @@ from .admission import (
     RateController,
     ThresholdController,
     classify,
+    frame_seconds,
 )
 from .clock import Clock, ManualClock, MonotonicClock
 from .confidence import (
@@ -107,6 +108,7 @@ __all__ = [
     "max_softmax",
     "offload_probability",
     "offload_rule",
+    "frame_seconds",
     "place_first",
     "place_next",
     "report_problem",

@@ -64,6 +64,7 @@ class SourceNode(WorkerNode):
         self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0, "expired": 0}
         self._next_id = 0
         self._next_admit = 0.0
+        self._frame_seconds = 0.0  # this robot's measured compute per frame (configure)
         self._image_sub = None
         self._label_sub = None
         self._discovery = None
@@ -118,8 +119,12 @@ class SourceNode(WorkerNode):
     def _make_controller(self, v: dict[str, Any]) -> core.RateController | core.ThresholdController:
         control = self._queue_control(v)
         if v["admission_mode"] == "rate":
-            mu = min(max(v["initial_interval"], v["min_interval"]), v["max_interval"])
+            mu = v["initial_interval"]
+            if v["slow_start"]:  # never faster than this robot alone (docs/ALGORITHMS.md, 25)
+                mu = max(mu, self._frame_seconds * v["compute_slowdown"])
+            mu = min(max(mu, v["min_interval"]), v["max_interval"])
             return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
+                                       slow_start=bool(v["slow_start"]), counts_frames=True,
                                        **control)
         te = min(self.thresholds_from(v).values)
         return core.ThresholdController(max(te, v["min_exit_threshold"]),
@@ -140,7 +145,15 @@ class SourceNode(WorkerNode):
         values = self.param_values()
         self.core.offload_first_task = bool(values["offload_first_task"])
         try:
+            self._frame_seconds = core.frame_seconds(
+                self.engine.measure_task_seconds(),
+                self.engine.exit_fraction(self.core.thresholds.values))
             self.controller = self._make_controller(values)
+            self.get_logger().info(
+                f"compute per frame measured here: {self._frame_seconds * 1e3:.2f} ms "
+                f"(x compute_slowdown {values['compute_slowdown']:g}); initial mu "
+                f"{self.admission_interval() * 1e3:.1f} ms, slow start "
+                f"{'on' if values['slow_start'] else 'off'}")
         except ValueError as exc:
             self.get_logger().error(f"admission control: {exc}")
             self._release()

@@ -1,0 +1,138 @@
+"""Cold start of admission (issue #8 item 8): mu from the measured compute, then slow start."""
+
+import math
+
+import pytest
+
+from mdi_exit_ros.core import ControlBranch, RateController, frame_seconds
+
+
+def test_frame_seconds_weights_each_task_by_the_frames_that_reach_it() -> None:
+    # 80 % exit at 1, 10 % at 2, 10 % at 3: task 1 always, task 2 for 20 %, task 3 for 10 %
+    assert frame_seconds([0.1, 0.2, 0.4], [0.8, 0.1, 0.1]) == pytest.approx(
+        0.1 + 0.2 * 0.2 + 0.4 * 0.1)
+
+
+def test_frame_seconds_normalises_the_shares() -> None:
+    assert frame_seconds([1.0, 1.0], [2.0, 2.0]) == pytest.approx(1.5)
+
+
+def test_frame_seconds_without_a_distribution_runs_every_task() -> None:
+    assert frame_seconds([0.1, 0.2, 0.4], None) == pytest.approx(0.7)
+
+
+def test_frame_seconds_all_at_the_first_exit_is_task_one() -> None:
+    assert frame_seconds([0.1, 0.2, 0.4], [1.0, 0.0, 0.0]) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("times, shares", [
+    ([], None), ([0.1, -0.1], None), ([0.1, math.nan], None),
+    ([0.1, 0.2], [1.0]), ([0.1, 0.2], [0.0, 0.0]), ([0.1, 0.2], [1.0, -0.5]),
+])
+def test_frame_seconds_refuses_bad_input(times, shares) -> None:
+    with pytest.raises(ValueError):
+        frame_seconds(times, shares)
+
+
+def test_slow_start_halves_mu_while_the_queues_stay_short() -> None:
+    rc = RateController(0.8, period=1.0, slow_start=True)
+    assert rc.slow_starting
+    mus = [rc.step(float(t), 0, 0).value for t in range(4)]
+    assert mus == pytest.approx([0.4, 0.2, 0.1, 0.05])
+    assert rc.slow_starting
+
+
+def test_slow_start_ends_for_good_at_t_q1() -> None:
+    rc = RateController(0.8, period=1.0, slow_start=True)
+    rc.step(0.0, 0, 0)  # 0.4
+    step = rc.step(1.0, 5, 5)  # I + O == T_Q1 = 10: dead band, slow start is over
+    assert step.branch is ControlBranch.DEAD_BAND and step.value == pytest.approx(0.4)
+    assert not rc.slow_starting
+    assert rc.step(2.0, 0, 0).value == pytest.approx(0.4 * 0.8)  # Alg. 3 line 3 again
+
+
+def test_slow_start_ends_on_a_high_queue_with_the_papers_back_off() -> None:
+    rc = RateController(0.8, period=1.0, slow_start=True)
+    assert rc.step(0.0, 40, 0).value == pytest.approx(0.8 * 1.2)  # Alg. 3 line 7
+    assert not rc.slow_starting
+    assert rc.step(1.0, 0, 0).value == pytest.approx(0.96 * 0.8)
+
+
+def test_leaving_slow_start_undoes_the_last_doubling() -> None:
+    rc = RateController(0.8, period=1.0, slow_start=True)
+    rc.step(0.0, 0, 0)  # 0.4
+    rc.step(1.0, 0, 0)  # 0.2
+    assert rc.step(2.0, 15, 0).value == pytest.approx(0.4)  # MID: back to the last good mu
+    assert not rc.slow_starting
+    assert rc.step(3.0, 15, 0).value == pytest.approx(0.4 * 0.9)  # Alg. 3 line 5
+
+
+def test_slow_start_waits_for_a_due_step() -> None:
+    rc = RateController(0.8, period=1.0, slow_start=True)
+    rc.step(0.0, 0, 0)
+    assert rc.step(0.1, 20, 20).branch is ControlBranch.NOT_DUE
+    assert rc.slow_starting  # a call between steps decides nothing
+
+
+def test_slow_start_keeps_the_bounds_and_the_camera_floor() -> None:
+    rc = RateController(0.004, period=1.0, mu_min=0.003, slow_start=True)
+    assert rc.step(0.0, 0, 0).value == pytest.approx(0.003)
+    cam = RateController(1.0, period=1.0, slow_start=True)
+    cam.step(0.0, 0, 0)  # 0.5: no frames reported before the first step
+    for _ in range(10):  # a 10 fps camera: the floor is 0.1 / 1.2
+        cam.on_frame()
+    assert cam.step(1.0, 0, 0).value == pytest.approx(0.25)
+    for _ in range(10):
+        cam.on_frame()
+    assert cam.step(2.0, 0, 0).value == pytest.approx(0.125)
+    for _ in range(10):
+        cam.on_frame()
+    assert cam.step(3.0, 0, 0).value == pytest.approx(0.1 / 1.2)
+
+
+def test_without_slow_start_the_papers_rule_applies() -> None:
+    rc = RateController(0.8, period=1.0)
+    assert not rc.slow_starting
+    assert rc.step(0.0, 0, 0).value == pytest.approx(0.64)
+
+
+def test_slow_start_from_one_robots_rate_bounds_the_overshoot() -> None:
+    """A simulated fleet 4x faster than the source alone: from mu = frame_seconds the rate
+    reaches the fleet's in two doublings, and the queue never holds more than one period
+    of doubled rate beyond what the fleet drains."""
+    per_frame = frame_seconds([0.05, 0.05], [0.8, 0.2])  # 0.06 s on one robot
+    capacity = 4.0 / per_frame  # frames/s the fleet drains
+    rc = RateController(per_frame, period=1.0, slow_start=True)
+    queue, peak = 0.0, 0.0
+    for t in range(30):
+        queue = max(0.0, queue + (1.0 / rc.mu - capacity) * 1.0)
+        peak = max(peak, queue)
+        rc.step(float(t), int(queue), 0)
+    assert not rc.slow_starting
+    assert peak <= capacity * 1.0 + 30  # one period at 2x capacity, plus T_Q2 of slack
+
+
+def test_a_camera_that_has_not_started_lowers_nothing() -> None:
+    """The source counts camera frames: periods before the first frame keep mu (the slow
+    start would otherwise halve it down to mu_min while the camera starts up)."""
+    rc = RateController(0.05, period=1.0, slow_start=True, counts_frames=True)
+    for t in range(5):
+        assert rc.step(float(t), 0, 0).value == pytest.approx(0.05)
+    assert rc.slow_starting
+    for _ in range(100):  # a 100 fps camera starts: the rate doubles once per period
+        rc.on_frame()
+    assert rc.step(5.0, 0, 0).value == pytest.approx(0.025)
+    for _ in range(100):
+        rc.on_frame()
+    assert rc.step(6.0, 0, 0).value == pytest.approx(0.0125)
+    for _ in range(100):
+        rc.on_frame()
+    assert rc.step(7.0, 0, 0).value == pytest.approx(0.01 / 1.2)  # the camera bound
+
+
+def test_paper_rule_with_counted_frames_also_waits_for_the_camera() -> None:
+    rc = RateController(0.05, period=1.0, counts_frames=True)
+    assert rc.step(0.0, 0, 0).value == pytest.approx(0.05)  # no frame yet
+    for _ in range(100):
+        rc.on_frame()
+    assert rc.step(1.0, 0, 0).value == pytest.approx(0.04)  # Alg. 3 line 3
