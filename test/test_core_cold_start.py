@@ -51,11 +51,49 @@ def test_slow_start_ends_for_good_at_t_q1() -> None:
     assert rc.step(2.0, 0, 0).value == pytest.approx(0.4 * 0.8)  # Alg. 3 line 3 again
 
 
-def test_slow_start_ends_on_a_high_queue_with_the_papers_back_off() -> None:
+def test_slow_start_started_too_fast_keeps_mu_without_a_delivery_measure() -> None:
     rc = RateController(0.8, period=1.0, slow_start=True)
-    assert rc.step(0.0, 40, 0).value == pytest.approx(0.8 * 1.2)  # Alg. 3 line 7
+    assert rc.step(0.0, 40, 0).value == pytest.approx(0.8)
     assert not rc.slow_starting
-    assert rc.step(1.0, 0, 0).value == pytest.approx(0.96 * 0.8)
+    assert rc.step(1.0, 40, 0).value == pytest.approx(0.8 * 1.2)  # Alg. 3 line 7
+    assert rc.step(2.0, 0, 0).value == pytest.approx(0.96 * 0.8)  # line 3
+
+
+def test_slow_start_started_too_fast_falls_back_to_the_delivery_rate() -> None:
+    """Started at 20 ms while the fleet answers 4 frames/s: the step that finds the queues
+    full sets mu to 0.25 s at once, not after ten 20 % back-offs."""
+    rc = RateController(0.02, period=1.0, slow_start=True, counts_frames=True)
+    rc.step(0.0, 0, 0)
+    for _ in range(50):
+        rc.on_frame()
+    for _ in range(4):
+        rc.on_answer()
+    step = rc.step(1.0, 40, 0)
+    assert step.value == pytest.approx(0.25) and rc.delivery_interval == pytest.approx(0.25)
+    assert not rc.slow_starting
+
+
+def test_no_answer_in_a_period_counts_as_one() -> None:
+    rc = RateController(0.02, period=1.0, slow_start=True, counts_frames=True)
+    rc.step(0.0, 0, 0)
+    rc.on_frame()
+    assert rc.step(1.0, 40, 0).value == pytest.approx(1.0)
+
+
+def test_the_delivery_rate_does_not_slow_a_start_that_was_right() -> None:
+    rc = RateController(0.8, period=1.0, slow_start=True, counts_frames=True)
+    rc.step(0.0, 0, 0)
+    for t in (1.0, 2.0):
+        for _ in range(50):
+            rc.on_frame()
+        for _ in range(10):
+            rc.on_answer()
+        rc.step(t, 0, 0)  # 0.4, 0.2
+    for _ in range(50):
+        rc.on_frame()
+    for _ in range(10):
+        rc.on_answer()  # 0.1 s per answer: shorter than the rate before the last doubling
+    assert rc.step(3.0, 15, 0).value == pytest.approx(0.4)
 
 
 def test_leaving_slow_start_undoes_the_last_doubling() -> None:

@@ -230,10 +230,11 @@ class RateController(_PeriodicController):
     Slow start (ours, docs/ALGORITHMS.md decision 25): with ``slow_start`` line 3 halves mu
     (the rate doubles) instead of taking ``alpha mu`` off, until the first step that finds
     ``I_n + O_n >= T_Q1``; that step undoes the last doubling (as TCP halves its window on
-    congestion) and from then on the paper's rule applies for good. Started from a
-    mu the source alone sustains (``frame_seconds``), admission finds the fleet's rate in
-    ``log2(speed-up)`` periods and overshoots it by at most one period of doubled rate,
-    instead of starting fast and letting line 7 back off 20 % per period.
+    congestion), lifts mu to the fleet's measured delivery interval (``on_answer``: period
+    / frames answered in it) if that is longer, and from then on the paper's rule applies.
+    Started from a mu the source alone sustains (``frame_seconds``), admission finds the
+    fleet's rate in ``log2(speed-up)`` periods and overshoots it by at most one period of
+    doubled rate, instead of starting fast and letting line 7 back off 20 % per period.
     """
 
     def __init__(
@@ -259,6 +260,9 @@ class RateController(_PeriodicController):
         self._floor = self._mu_min
         self._slow_start = bool(slow_start)
         self._halved = False  # slow start has doubled the rate at least once
+        # Frames answered since the last step (``on_answer``); None: not reported.
+        self._answers: int | None = 0 if counts_frames else None
+        self._delivery: float | None = None  # seconds per answered frame, last period
 
     @property
     def slow_starting(self) -> bool:
@@ -268,6 +272,15 @@ class RateController(_PeriodicController):
     def on_frame(self) -> None:
         """A camera frame arrived (admitted or not): counts toward the camera bound."""
         self._arrivals = (self._arrivals or 0) + 1
+
+    def on_answer(self) -> None:
+        """A frame was answered (its first result): measures the fleet's delivery rate."""
+        self._answers = (self._answers or 0) + 1
+
+    @property
+    def delivery_interval(self) -> float | None:
+        """Seconds per answered frame over the last period (None: not measured)."""
+        return self._delivery
 
     @property
     def camera_interval(self) -> float | None:
@@ -293,6 +306,11 @@ class RateController(_PeriodicController):
                 bound = self._camera_interval / (1.0 + self._params.zeta)
                 self._floor = min(self._mu_max, max(self._mu_min, bound))
             self._arrivals = 0
+        if self._answers is not None and self._last is not None:
+            # no answer in a whole period: at most one frame per period is being answered
+            self._delivery = max(0.0, now - self._last) / max(1, self._answers)
+        if self._answers is not None:
+            self._answers = 0
         result = super().step(now, input_len, output_len)
         if result.branch not in (ControlBranch.LOW, ControlBranch.NOT_DUE):
             self._slow_start = False  # the queues reached T_Q1: the fleet's rate is found
@@ -330,10 +348,14 @@ class RateController(_PeriodicController):
             new = max(self._mu_min, mu / 2.0, min(self._value, self._floor))  # rate x 2
             self._halved = self._halved or new < mu
             return new
-        if self._slow_start and self._halved:
-            # The last doubling filled the queues: back to the rate before it (TCP halves
-            # its window on congestion); Alg. 3 as in the paper from the next step on.
-            return min(self._mu_max, 2.0 * mu)
+        if self._slow_start:
+            # The queues reached T_Q1: back to the rate before the last doubling (TCP halves
+            # its window on congestion), and no faster than the fleet answered frames in the
+            # last period (a start above its rate); Alg. 3 as in the paper from then on.
+            mu = 2.0 * mu if self._halved else mu
+            if self._delivery is not None:
+                mu = max(mu, self._delivery)
+            return min(self._mu_max, max(self._mu_min, mu))
         if branch is ControlBranch.LOW:
             mu = mu - p.alpha * mu  # Alg. 3, line 3
         elif branch is ControlBranch.MID:

@@ -112,7 +112,7 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("min_interval", 0.001, "Lower bound of mu (Alg. 3 also stops lowering mu at the "
          "camera's measured interval / (1 + zeta))", low=1e-5, high=3600.0, source_only=True),
     Spec("max_interval", 10.0, "Upper bound of mu", low=1e-4, high=3600.0, source_only=True),
-    Spec("offload_first_task", False, "Place an admitted frame's first task by Alg. 1 line 8 "
+    Spec("offload_first_task", True, "Place an admitted frame's first task by Alg. 1 line 8 "
          "(input queue if empty or O_n > T_O, else the output queue, where Alg. 2 may "
          "offload it); false = the paper: every first task runs at the source",
          source_only=True),

@@ -368,6 +368,8 @@ class SourceNode(WorkerNode):
             if status is not core.ResultStatus.FIRST:
                 return
             result.data_id = frame_id  # one id per frame for users, whatever copy answered
+            if isinstance(self.controller, core.RateController):
+                self.controller.on_answer()  # the fleet's delivery rate (slow start's exit)
             self._inputs.pop(frame_id, None)
             if record is not None:
                 result.latency = now - record.admitted_at
