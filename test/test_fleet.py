@@ -509,8 +509,8 @@ def test_a_killed_robot_leaves_the_fleet_running_and_comes_back_with_respawn(
     classifying. The summary lists both departures; the exit code says the fleet ran degraded.
     robot1 is 50x slower (padding with sleep, no CPU) and runs every frame to the last exit
     (its frames carry T_e = 1), so it always has later tasks to offload to both helpers: with
-    the checkpoint's thresholds most frames exit at task 1, which stays at the source, and a
-    proof run failed when the restarted robot3 got no task."""
+    the checkpoint's thresholds most frames exit at task 1, which stayed at the source before
+    first-task offloading, and a proof run failed when the restarted robot3 got no task."""
     from fleet_harness import Driver
 
     images = image_folder(tmp_path / "images")
