@@ -174,3 +174,66 @@ def test_paper_rule_with_counted_frames_also_waits_for_the_camera() -> None:
     for _ in range(100):
         rc.on_frame()
     assert rc.step(1.0, 0, 0).value == pytest.approx(0.04)  # Alg. 3 line 3
+
+
+def _period(rc: RateController, t: float, frames: int, answers: int, queue: int,
+            in_flight: int):  # noqa: ANN202
+    for _ in range(frames):
+        rc.on_frame()
+    for _ in range(answers):
+        rc.on_answer()
+    return rc.step(t, queue, 0, in_flight=in_flight)
+
+
+def test_the_backlog_guard_backs_off_when_the_wait_exceeds_the_budget() -> None:
+    """The source's own queues look short (the backlog sits at the neighbours), but 100
+    frames in flight at 0.1 s per answer mean a 10 s wait: over a 2 s budget mu goes to
+    the delivery interval x (1 + zeta) at once, whatever Alg. 3's branch said."""
+    rc = RateController(0.02, period=1.0, counts_frames=True, latency_budget=2.0)
+    rc.step(0.0, 0, 0, in_flight=0)
+    step = _period(rc, 1.0, frames=50, answers=10, queue=2, in_flight=100)
+    assert rc.over_budget and step.changed
+    assert step.value == pytest.approx(0.1 * 1.2)
+    assert step.branch is ControlBranch.LOW  # the queues alone would have sped up
+
+
+def test_within_the_budget_alg3_is_unchanged() -> None:
+    rc = RateController(0.02, period=1.0, counts_frames=True, latency_budget=2.0)
+    rc.step(0.0, 0, 0, in_flight=0)
+    step = _period(rc, 1.0, frames=100, answers=10, queue=2, in_flight=20)  # 2.0 s: not over
+    assert not rc.over_budget
+    assert step.value == pytest.approx(0.016)  # Alg. 3 line 3 (camera floor 8.3 ms)
+
+
+def test_the_guard_never_shortens_mu_and_ends_slow_start() -> None:
+    rc = RateController(0.5, period=1.0, slow_start=True, counts_frames=True,
+                        latency_budget=1.0)
+    rc.step(0.0, 0, 0, in_flight=0)
+    step = _period(rc, 1.0, frames=50, answers=20, queue=0, in_flight=30)  # 30 x 0.05 s
+    assert rc.over_budget and not rc.slow_starting
+    assert step.value == pytest.approx(0.5)  # 0.05 x 1.2 is shorter than mu: kept
+
+
+def test_no_guard_without_a_budget_or_in_flight() -> None:
+    rc = RateController(0.02, period=1.0, counts_frames=True)
+    rc.step(0.0, 0, 0)
+    floor = (1 / 50) / 1.2  # the camera bound of 50 frames in the period
+    assert _period(rc, 1.0, 50, 1, 2, in_flight=1000).value == pytest.approx(floor)
+    assert not rc.over_budget
+    rc2 = RateController(0.02, period=1.0, counts_frames=True, latency_budget=1.0)
+    rc2.step(0.0, 0, 0)
+    for _ in range(50):
+        rc2.on_frame()
+    assert rc2.step(1.0, 2, 0).value == pytest.approx(floor)  # in_flight not given
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.inf, math.nan])
+def test_the_budget_must_be_positive_and_finite(bad) -> None:
+    with pytest.raises(ValueError):
+        RateController(0.1, latency_budget=bad)
+    rc = RateController(0.1, latency_budget=1.0)
+    with pytest.raises(ValueError):
+        rc.update_params(latency_budget=bad, alpha=0.3)
+    assert rc.latency_budget == 1.0 and rc.params.alpha == 0.2  # nothing changed
+    rc.update_params(latency_budget=3.0)
+    assert rc.latency_budget == 3.0

@@ -44,6 +44,7 @@ def robots(tmp_path_factory):
         "ctlwrk": Robot("ctlwrk", False, {**common, "link_delay": LINK_DELAY}, tmp),
         "ctlq": Robot("ctlq", True, {**common, "admission_mode": "rate",
                                      "initial_interval": 0.001, "slow_start": False,
+                                     "latency_budget": 3600.0,
                                      "control_period": 0.2,
                                      "qos": "reliable"}, tmp),
     }

@@ -64,7 +64,8 @@ def fleet(tmp_path_factory):
         # at robot1 (the paper's placement) unless a test turns offload_first_task on.
         "robot1": Robot("robot1", True, {**common, "neighbors": ["robot2", "robot3"],
                                           "admission_mode": "rate", "initial_interval": 0.005,
-                                          "slow_start": False, "offload_first_task": False,
+                                          "slow_start": False, "latency_budget": 3600.0,
+                                          "offload_first_task": False,
                                           "qos": "reliable"},
                         tmp),
         "robot2": Robot("robot2", False, {**common, "neighbors": ["robot1", "robot3"]}, tmp),

@@ -63,7 +63,8 @@ def test_hostile_messages_are_refused_and_the_robots_still_classify(tmp_path) ->
     robots = {SOURCE: Robot(SOURCE, True, {**common, "neighbors": [WORKER], "qos": "reliable",
                                            "admission_mode": "rate",
                                            "initial_interval": 0.001,
-                                           "slow_start": False}, tmp_path),
+                                           "slow_start": False,
+                                           "latency_budget": 3600.0}, tmp_path),
               WORKER: Robot(WORKER, False, {**common, "neighbors": [SOURCE]}, tmp_path)}
     driver = Driver()
     try:

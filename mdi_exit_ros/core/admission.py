@@ -245,6 +245,7 @@ class RateController(_PeriodicController):
         mu_max: float = DEFAULT_MU_MAX,
         slow_start: bool = False,
         counts_frames: bool = False,
+        latency_budget: float | None = None,
         **params: float,
     ) -> None:
         unknown = set(params) - _PARAM_NAMES
@@ -263,6 +264,8 @@ class RateController(_PeriodicController):
         # Frames answered since the last step (``on_answer``); None: not reported.
         self._answers: int | None = 0 if counts_frames else None
         self._delivery: float | None = None  # seconds per answered frame, last period
+        self._budget = self._check_budget(latency_budget)
+        self.over_budget = False  # the last step found in_flight x delivery > the budget
 
     @property
     def slow_starting(self) -> bool:
@@ -292,8 +295,30 @@ class RateController(_PeriodicController):
         """The lowest mu the last step could set (mu_min, or the camera bound above it)."""
         return self._floor
 
-    def step(self, now: float, input_len: int, output_len: int) -> ControlStep:
-        """Alg. 3 with the camera bound measured since the previous step (see the class)."""
+    @staticmethod
+    def _check_budget(budget: float | None) -> float | None:
+        if budget is None:
+            return None
+        budget = _finite("latency_budget", budget)
+        if budget <= 0:
+            raise ValueError(f"latency_budget must be > 0, got {budget}")
+        return budget
+
+    @property
+    def latency_budget(self) -> float | None:
+        """Seconds a newly admitted frame may expect to wait (None: no backlog guard)."""
+        return self._budget
+
+    def step(
+        self, now: float, input_len: int, output_len: int, in_flight: int | None = None
+    ) -> ControlStep:
+        """Alg. 3 with the camera bound measured since the previous step (see the class).
+
+        ``in_flight`` (frames admitted and not answered, fleet-wide) feeds the backlog guard:
+        with a ``latency_budget`` and a measured delivery interval d, a step that finds
+        ``in_flight x d`` over the budget (Little's law: the wait of a new frame) lowers no mu
+        and keeps it at least ``d (1 + zeta)``, so the backlog drains, and ends slow start.
+        """
         if not self.due(now):
             return ControlStep(self._value, ControlBranch.NOT_DUE, False)
         self._floor = self._mu_min
@@ -311,9 +336,20 @@ class RateController(_PeriodicController):
             self._delivery = max(0.0, now - self._last) / max(1, self._answers)
         if self._answers is not None:
             self._answers = 0
+        old = self._value
         result = super().step(now, input_len, output_len)
         if result.branch not in (ControlBranch.LOW, ControlBranch.NOT_DUE):
             self._slow_start = False  # the queues reached T_Q1: the fleet's rate is found
+        self.over_budget = bool(
+            self._budget is not None and in_flight is not None and self._delivery is not None
+            and in_flight * self._delivery > self._budget)
+        if self.over_budget:
+            assert self._delivery is not None
+            self._slow_start = False
+            # never admit faster on a step over the budget, and slower than the fleet answers
+            self._value = min(self._mu_max, max(old, self._value,
+                                                self._delivery * (1.0 + self._params.zeta)))
+            result = ControlStep(self._value, result.branch, self._value != old)
         return result
 
     @staticmethod
@@ -370,17 +406,21 @@ class RateController(_PeriodicController):
         self._value = self._check_mu(mu, self._mu_min, self._mu_max)
 
     def update_params(
-        self, *, mu_min: float | None = None, mu_max: float | None = None, **changes: float
+        self, *, mu_min: float | None = None, mu_max: float | None = None,
+        latency_budget: float | None = None, **changes: float
     ) -> None:
         """Change constants at run time; everything is validated before anything changes.
 
-        If new bounds exclude the current mu, mu is clamped into them.
+        If new bounds exclude the current mu, mu is clamped into them. A ``latency_budget``
+        replaces the one in force (None keeps it).
         """
         params = self._new_params(changes)
         lo, hi = self._check_bounds(
             self._mu_min if mu_min is None else mu_min,
             self._mu_max if mu_max is None else mu_max,
         )
+        budget = self._budget if latency_budget is None else self._check_budget(latency_budget)
+        self._budget = budget
         self._set_params(params)
         self._mu_min, self._mu_max = lo, hi
         self._value = min(hi, max(lo, self._value))

@@ -109,6 +109,10 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("initial_interval", 0.05, "mu when the source is configured, seconds between "
          "admitted frames (with slow_start: at least this robot's compute per frame)",
          low=1e-4, high=3600.0, source_only=True, configure_only=True),
+    Spec("latency_budget", 2.0, "s: Alg. 3 backlog guard: while the frames in flight x the "
+         "measured seconds per answered frame (the wait of a new frame) exceed it, mu is not "
+         "lowered and is kept >= that interval x (1 + zeta)", low=0.01, high=86400.0,
+         source_only=True),
     Spec("min_interval", 0.001, "Lower bound of mu (Alg. 3 also stops lowering mu at the "
          "camera's measured interval / (1 + zeta))", low=1e-5, high=3600.0, source_only=True),
     Spec("max_interval", 10.0, "Upper bound of mu", low=1e-4, high=3600.0, source_only=True),

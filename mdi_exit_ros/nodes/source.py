@@ -90,7 +90,7 @@ class SourceNode(WorkerNode):
         if self.controller is None:
             return
         if name in ("queue_thresholds", "alpha", "beta", "zeta", "control_period",
-                    "min_interval", "max_interval", "min_exit_threshold"):
+                    "min_interval", "max_interval", "min_exit_threshold", "latency_budget"):
             # Validated by check_parameter's dry run; the controller keeps mu / T_e, its
             # step schedule and its camera count.
             try:
@@ -113,7 +113,7 @@ class SourceNode(WorkerNode):
         """The parameters in `v` as `update_params` arguments of the controller in force."""
         if isinstance(self.controller, core.RateController):
             return {**self._queue_control(v), "mu_min": v["min_interval"],
-                    "mu_max": v["max_interval"]}
+                    "mu_max": v["max_interval"], "latency_budget": v["latency_budget"]}
         return {**self._queue_control(v), "te_min": v["min_exit_threshold"]}
 
     def _make_controller(self, v: dict[str, Any]) -> core.RateController | core.ThresholdController:
@@ -125,7 +125,7 @@ class SourceNode(WorkerNode):
             mu = min(max(mu, v["min_interval"]), v["max_interval"])
             return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
                                        slow_start=bool(v["slow_start"]), counts_frames=True,
-                                       **control)
+                                       latency_budget=v["latency_budget"], **control)
         te = min(self.thresholds_from(v).values)
         return core.ThresholdController(max(te, v["min_exit_threshold"]),
                                         te_min=v["min_exit_threshold"], **control)
@@ -292,7 +292,11 @@ class SourceNode(WorkerNode):
             return
         now = time.monotonic()
         with self.lock:
-            step = self.controller.step(now, len(self.core.input), len(self.core.output))
+            if isinstance(self.controller, core.RateController):  # with the backlog guard
+                step = self.controller.step(now, len(self.core.input), len(self.core.output),
+                                            in_flight=self.frames.counters()["pending"])
+            else:
+                step = self.controller.step(now, len(self.core.input), len(self.core.output))
             if isinstance(self.controller, core.ThresholdController):
                 self.core.set_thresholds(self.controller.te)  # Alg. 4, line 9
         if step is not None and getattr(step, "branch", None) is not None:
