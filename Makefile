@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 DEMO_SECONDS ?= 60
 # The demo's robots compute DEMO_SLOWDOWN times slower than this PC (Jetson-class devices):
-# then one robot cannot keep up with DEMO_RATE frames/s and MDI-Exit spreads the work.
+# then one robot cannot keep up with DEMO_RATE frames/s and MDI-Exit spreads the work, first
+# tasks included (offload_first_task), after a slow start (docs/ALGORITHMS.md, 24 and 25).
 DEMO_SLOWDOWN ?= 20
 DEMO_RATE ?= 50
 DEMO_FLAGS = --rate $(DEMO_RATE) $(foreach r,1 2 3 4 5,--set robot$(r).compute_slowdown=$(DEMO_SLOWDOWN))

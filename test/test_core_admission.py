@@ -274,14 +274,12 @@ def test_camera_bound_holds_mu_without_frames_and_never_raises_it() -> None:
 def test_mu_is_held_until_the_first_frame_when_frames_are_expected() -> None:
     """A source reports every frame: a camera that starts 20 s late finds mu where it was
     configured, not at mu_min (which admitted a burst the fleet could not answer)."""
-    rc = RateController(0.5, mu_min=0.001, period=1.0)
-    rc.expect_frames()
+    rc = RateController(0.5, mu_min=0.001, period=1.0, counts_frames=True)
     for t in range(20):
         assert rc.step(float(t), 0, 0).value == 0.5
     for _ in range(10):  # a 10 fps camera: Alg. 3 line 3 again
         rc.on_frame()
     assert rc.step(20.0, 0, 0).value == pytest.approx(0.4)
-    rc.expect_frames()  # again: changes nothing once frames are counted
     for _ in range(10):
         rc.on_frame()
     assert rc.step(21.0, 0, 0).value == pytest.approx(0.32)

@@ -240,9 +240,9 @@ def test_summary_adds_up_workers_and_links() -> None:
         _stats("robot1", True, tasks_run=50, exits=[10, 5, 0], offload_targets=["robot2"],
                offloads_sent=[12], frames_received=40, frames_admitted=35, frames_dropped=5,
                frames_classified=33, frames_overdue=1, frames_labelled=33, frames_correct=30,
-               latency_p50=0.02, latency_p95=0.09),
+               latency_p50=0.02, latency_p95=0.09, compute_delay=0.01),
         _stats("robot2", tasks_run=20, exits=[0, 8, 10], offload_targets=["robot1"],
-               offloads_sent=[2]),
+               offloads_sent=[2], compute_delay=0.045),
     ]
     counts = RunCounts(labels=41, classified=33, labelled=32, correct=28)
     s = summarize(stats, counts, seconds=12.0, streaming=10.0)
@@ -260,6 +260,11 @@ def test_summary_adds_up_workers_and_links() -> None:
     assert "in flight at stop: 2" in text
     assert "p50 20.0 ms, p95 90.0 ms" in text
     assert "3.30 classified frames/s (over 10.0 s since the first frame)" in text
+    assert "tasks run          robot1: 50 (71%), robot2: 20 (29%)" in text
+    # Gamma weighted by tasks: (50 x 10 ms + 20 x 45 ms) / 70 = 20 ms; p50 20 ms is 1.0 x
+    assert "task time (Gamma)  robot1: 10.0 ms, robot2: 45.0 ms; mean over tasks 20.0 ms" \
+        in text
+    assert "p95 90.0 ms; p50 = 1.0 x mean task time" in text
     # sources without ground truth: the fleet's own count of labelled results
     for st in stats:
         st.frames_labelled = st.frames_correct = 0
@@ -508,8 +513,8 @@ def test_a_killed_robot_leaves_the_fleet_running_and_comes_back_with_respawn(
     classifying. The summary lists both departures; the exit code says the fleet ran degraded.
     robot1 is 50x slower (padding with sleep, no CPU) and runs every frame to the last exit
     (its frames carry T_e = 1), so it always has later tasks to offload to both helpers: with
-    the checkpoint's thresholds most frames exit at task 1, which stays at the source, and a
-    proof run failed when the restarted robot3 got no task."""
+    the checkpoint's thresholds most frames exit at task 1, which stayed at the source before
+    first-task offloading, and a proof run failed when the restarted robot3 got no task."""
     from fleet_harness import Driver
 
     images = image_folder(tmp_path / "images")

@@ -147,7 +147,8 @@ def test_monitor_once_and_diagnostics_from_a_running_source(tmp_path: Path) -> N
     # control_period: no Alg. 3 step during the test, so mu stays initial_interval (50 ms)
     robot = Robot("robotm", True, {"neighbors": ["robotn"], "stats_period": 0.5,
                                    "qos": "reliable", "control_period": 3600.0,
-                                   "initial_interval": 0.05}, tmp_path)
+                                   "initial_interval": 0.05, "slow_start": False,
+                                   "latency_budget": 3600.0}, tmp_path)
     driver = Driver()
     arrays: list[DiagnosticArray] = []
     driver.node.create_subscription(DiagnosticArray, "/diagnostics", arrays.append,

@@ -43,7 +43,9 @@ def robots(tmp_path_factory):
                                          "control_period": 0.1, "qos": "reliable"}, tmp),
         "ctlwrk": Robot("ctlwrk", False, {**common, "link_delay": LINK_DELAY}, tmp),
         "ctlq": Robot("ctlq", True, {**common, "admission_mode": "rate",
-                                     "initial_interval": 0.001, "control_period": 0.2,
+                                     "initial_interval": 0.001, "slow_start": False,
+                                     "latency_budget": 3600.0,
+                                     "control_period": 0.2,
                                      "qos": "reliable"}, tmp),
     }
     driver = Driver()

@@ -34,7 +34,8 @@ def start_fleet(tmp_path):
         robots = {
             "robot1": Robot("robot1", True, {
                 **common, "neighbors": ["robot2", "robot3"], "compute_slowdown": 120.0,
-                "admission_mode": "rate", "initial_interval": 0.005,
+                "admission_mode": "rate", "initial_interval": 0.005, "slow_start": False,
+                "latency_budget": 3600.0,
                 "frame_deadline": frame_deadline, "qos": "reliable"}, tmp_path),
             "robot2": Robot("robot2", False, {**common, "compute_slowdown": 240.0}, tmp_path),
             "robot3": Robot("robot3", False, {**common, "compute_slowdown": robot3_slowdown},
@@ -145,7 +146,9 @@ def test_a_worker_started_mid_stream_gets_work(tmp_path) -> None:
               "exit_thresholds": [1.0, 1.0, 1.0]}
     robots = {"robot1": Robot("robot1", True, {
         **common, "neighbors": ["*"], "compute_slowdown": 120.0, "admission_mode": "rate",
-        "initial_interval": 0.005, "frame_deadline": 120.0, "qos": "reliable"}, tmp_path)}
+        "initial_interval": 0.005, "slow_start": False, "latency_budget": 3600.0,
+        "frame_deadline": 120.0,
+        "qos": "reliable"}, tmp_path)}
     driver = Driver()
     try:
         driver.bring_up("robot1")

@@ -60,9 +60,12 @@ def fleet(tmp_path_factory):
     common = {"model": str(ckpt), "state_period": 0.1, "stats_period": 0.2}
     robots = {
         # Alg. 3 with a short initial mu admits every frame of these short bursts and keeps
-        # the thresholds fixed (Alg. 4 would adapt them, as robot4 does).
+        # the thresholds fixed (Alg. 4 would adapt them, as robot4 does). First tasks stay
+        # at robot1 (the paper's placement) unless a test turns offload_first_task on.
         "robot1": Robot("robot1", True, {**common, "neighbors": ["robot2", "robot3"],
                                           "admission_mode": "rate", "initial_interval": 0.005,
+                                          "slow_start": False, "latency_budget": 3600.0,
+                                          "offload_first_task": False,
                                           "qos": "reliable"},
                         tmp),
         "robot2": Robot("robot2", False, {**common, "neighbors": ["robot1", "robot3"]}, tmp),

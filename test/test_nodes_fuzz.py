@@ -62,7 +62,9 @@ def test_hostile_messages_are_refused_and_the_robots_still_classify(tmp_path) ->
     common = {"model": str(ckpt), "stats_period": 0.2, "exit_thresholds": [1.0, 1.0, 1.0]}
     robots = {SOURCE: Robot(SOURCE, True, {**common, "neighbors": [WORKER], "qos": "reliable",
                                            "admission_mode": "rate",
-                                           "initial_interval": 0.001}, tmp_path),
+                                           "initial_interval": 0.001,
+                                           "slow_start": False,
+                                           "latency_budget": 3600.0}, tmp_path),
               WORKER: Robot(WORKER, False, {**common, "neighbors": [SOURCE]}, tmp_path)}
     driver = Driver()
     try:

@@ -16,6 +16,7 @@ from .admission import (
     RateController,
     ThresholdController,
     classify,
+    frame_seconds,
     has_room,
     overdue_action,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "offload_probability",
     "offload_rule",
     "overdue_action",
+    "frame_seconds",
     "place_first",
     "place_next",
     "report_problem",

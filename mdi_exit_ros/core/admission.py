@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,31 @@ DEFAULT_TE_MIN = 0.5  # see docs/ALGORITHMS.md: below 0.5 max-softmax stops mean
 # the executor, so two consecutive ones can be closer than a period; a quarter period absorbs
 # that jitter while a caller that polls more often still gets one step per period.
 EARLY_TOLERANCE = 0.25
+
+
+def frame_seconds(task_seconds: Sequence[float], exit_fraction: Sequence[float] | None) -> float:
+    """Expected compute seconds of one frame on one worker: sum_k t_k P(frame reaches task k).
+
+    ``task_seconds[k-1]`` is task k's compute time and ``exit_fraction[k-1]`` the share of
+    frames that exit at exit k (e.g. a checkpoint's measurement at the thresholds in force).
+    Without a distribution (None: thresholds it was not measured for) every frame is assumed
+    to run to the last exit, the cautious side for a start-up rate.
+    """
+    times = [_finite("task seconds", t) for t in task_seconds]
+    if not times or any(t < 0 for t in times):
+        raise ValueError(f"task_seconds must be >= 0, one per task; got {list(task_seconds)}")
+    if exit_fraction is None:
+        return sum(times)
+    shares = [_finite("exit fraction", f) for f in exit_fraction]
+    if len(shares) != len(times) or any(f < 0 for f in shares) or sum(shares) <= 0:
+        raise ValueError(f"exit_fraction needs {len(times)} shares >= 0 with a positive sum; "
+                         f"got {list(exit_fraction)}")
+    total = sum(shares)
+    reach, seconds = 1.0, 0.0
+    for t, f in zip(times, shares, strict=True):
+        seconds += reach * t  # every frame still in flight runs task k
+        reach = max(0.0, reach - f / total)
+    return seconds
 
 
 class ControlBranch(enum.Enum):
@@ -196,8 +222,19 @@ class RateController(_PeriodicController):
     camera's measured interval over the last period (period length / frames). Below ``c``
     every frame is admitted already, so a lower mu changes nothing now but would need many
     line-7 steps to climb back when load arrives; from the bound one step reaches ``c``.
-    With no frame in a period mu is not lowered at all. Without ``on_frame`` calls the
-    paper's rule applies unchanged.
+    With no frame in a period mu is not lowered at all; a caller that reports frames says
+    so with ``counts_frames``, and then a period before the first frame lowers nothing
+    either (a camera that has not started gives no reason to admit faster). Without
+    ``on_frame`` calls the paper's rule applies unchanged.
+
+    Slow start (ours, docs/ALGORITHMS.md decision 25): with ``slow_start`` line 3 halves mu
+    (the rate doubles) instead of taking ``alpha mu`` off, until the first step that finds
+    ``I_n + O_n >= T_Q1``; that step undoes the last doubling (as TCP halves its window on
+    congestion), lifts mu to the fleet's measured delivery interval (``on_answer``: period
+    / frames answered in it) if that is longer, and from then on the paper's rule applies.
+    Started from a mu the source alone sustains (``frame_seconds``), admission finds the
+    fleet's rate in ``log2(speed-up)`` periods and overshoots it by at most one period of
+    doubled rate, instead of starting fast and letting line 7 back off 20 % per period.
     """
 
     def __init__(
@@ -206,6 +243,9 @@ class RateController(_PeriodicController):
         *,
         mu_min: float = DEFAULT_MU_MIN,
         mu_max: float = DEFAULT_MU_MAX,
+        slow_start: bool = False,
+        counts_frames: bool = False,
+        latency_budget: float | None = None,
         **params: float,
     ) -> None:
         unknown = set(params) - _PARAM_NAMES
@@ -214,21 +254,36 @@ class RateController(_PeriodicController):
         super().__init__(QueueControlParams(**params))
         self._mu_min, self._mu_max = self._check_bounds(mu_min, mu_max)
         self._value = self._check_mu(mu, self._mu_min, self._mu_max)
-        self._arrivals: int | None = None  # frames since the last step; None: not reported
+        # Frames since the last step; None: the caller does not report frames. A caller that
+        # says it will (``counts_frames``) starts at 0, so no frame yet lowers nothing.
+        self._arrivals: int | None = 0 if counts_frames else None
         self._camera_interval: float | None = None
         self._floor = self._mu_min
+        self._slow_start = bool(slow_start)
+        self._halved = False  # slow start has doubled the rate at least once
+        # Frames answered since the last step (``on_answer``); None: not reported.
+        self._answers: int | None = 0 if counts_frames else None
+        self._delivery: float | None = None  # seconds per answered frame, last period
+        self._budget = self._check_budget(latency_budget)
+        self.over_budget = False  # the last step found in_flight x delivery > the budget
+
+    @property
+    def slow_starting(self) -> bool:
+        """True until a step finds the queues at T_Q1 or above (then Alg. 3 as in the paper)."""
+        return self._slow_start
 
     def on_frame(self) -> None:
         """A camera frame arrived (admitted or not): counts toward the camera bound."""
         self._arrivals = (self._arrivals or 0) + 1
 
-    def expect_frames(self) -> None:
-        """The caller reports every camera frame (`on_frame`) from now on, so a period
-        without one is a camera that sent nothing: mu is not lowered before the first frame
-        either (otherwise a camera that starts late meets mu at mu_min, and the first
-        periods admit a backlog the fleet cannot answer)."""
-        if self._arrivals is None:
-            self._arrivals = 0
+    def on_answer(self) -> None:
+        """A frame was answered (its first result): measures the fleet's delivery rate."""
+        self._answers = (self._answers or 0) + 1
+
+    @property
+    def delivery_interval(self) -> float | None:
+        """Seconds per answered frame over the last period (None: not measured)."""
+        return self._delivery
 
     @property
     def camera_interval(self) -> float | None:
@@ -240,13 +295,35 @@ class RateController(_PeriodicController):
         """The lowest mu the last step could set (mu_min, or the camera bound above it)."""
         return self._floor
 
-    def step(self, now: float, input_len: int, output_len: int) -> ControlStep:
-        """Alg. 3 with the camera bound measured since the previous step (see the class)."""
+    @staticmethod
+    def _check_budget(budget: float | None) -> float | None:
+        if budget is None:
+            return None
+        budget = _finite("latency_budget", budget)
+        if budget <= 0:
+            raise ValueError(f"latency_budget must be > 0, got {budget}")
+        return budget
+
+    @property
+    def latency_budget(self) -> float | None:
+        """Seconds a newly admitted frame may expect to wait (None: no backlog guard)."""
+        return self._budget
+
+    def step(
+        self, now: float, input_len: int, output_len: int, in_flight: int | None = None
+    ) -> ControlStep:
+        """Alg. 3 with the camera bound measured since the previous step (see the class).
+
+        ``in_flight`` (frames admitted and not answered, fleet-wide) feeds the backlog guard:
+        with a ``latency_budget`` and a measured delivery interval d, a step that finds
+        ``in_flight x d`` over the budget (Little's law: the wait of a new frame) lowers no mu
+        and keeps it at least ``d (1 + zeta)``, so the backlog drains, and ends slow start.
+        """
         if not self.due(now):
             return ControlStep(self._value, ControlBranch.NOT_DUE, False)
         self._floor = self._mu_min
         if self._arrivals is not None:
-            if not self._arrivals:  # the camera sent nothing: a shorter mu admits no more
+            if not self._arrivals:  # the camera sent nothing: a shorter mu admits nothing more
                 self._camera_interval = None
                 self._floor = max(self._mu_min, self._value)
             elif self._last is not None:
@@ -254,7 +331,26 @@ class RateController(_PeriodicController):
                 bound = self._camera_interval / (1.0 + self._params.zeta)
                 self._floor = min(self._mu_max, max(self._mu_min, bound))
             self._arrivals = 0
-        return super().step(now, input_len, output_len)
+        if self._answers is not None and self._last is not None:
+            # no answer in a whole period: at most one frame per period is being answered
+            self._delivery = max(0.0, now - self._last) / max(1, self._answers)
+        if self._answers is not None:
+            self._answers = 0
+        old = self._value
+        result = super().step(now, input_len, output_len)
+        if result.branch not in (ControlBranch.LOW, ControlBranch.NOT_DUE):
+            self._slow_start = False  # the queues reached T_Q1: the fleet's rate is found
+        self.over_budget = bool(
+            self._budget is not None and in_flight is not None and self._delivery is not None
+            and in_flight * self._delivery > self._budget)
+        if self.over_budget:
+            assert self._delivery is not None
+            self._slow_start = False
+            # never admit faster on a step over the budget, and slower than the fleet answers
+            self._value = min(self._mu_max, max(old, self._value,
+                                                self._delivery * (1.0 + self._params.zeta)))
+            result = ControlStep(self._value, result.branch, self._value != old)
+        return result
 
     @staticmethod
     def _check_bounds(mu_min: float, mu_max: float) -> tuple[float, float]:
@@ -284,6 +380,18 @@ class RateController(_PeriodicController):
 
     def _apply(self, branch: ControlBranch) -> float:
         mu, p = self._value, self._params
+        if self._slow_start and branch is ControlBranch.LOW:
+            new = max(self._mu_min, mu / 2.0, min(self._value, self._floor))  # rate x 2
+            self._halved = self._halved or new < mu
+            return new
+        if self._slow_start:
+            # The queues reached T_Q1: back to the rate before the last doubling (TCP halves
+            # its window on congestion), and no faster than the fleet answered frames in the
+            # last period (a start above its rate); Alg. 3 as in the paper from then on.
+            mu = 2.0 * mu if self._halved else mu
+            if self._delivery is not None:
+                mu = max(mu, self._delivery)
+            return min(self._mu_max, max(self._mu_min, mu))
         if branch is ControlBranch.LOW:
             mu = mu - p.alpha * mu  # Alg. 3, line 3
         elif branch is ControlBranch.MID:
@@ -298,17 +406,21 @@ class RateController(_PeriodicController):
         self._value = self._check_mu(mu, self._mu_min, self._mu_max)
 
     def update_params(
-        self, *, mu_min: float | None = None, mu_max: float | None = None, **changes: float
+        self, *, mu_min: float | None = None, mu_max: float | None = None,
+        latency_budget: float | None = None, **changes: float
     ) -> None:
         """Change constants at run time; everything is validated before anything changes.
 
-        If new bounds exclude the current mu, mu is clamped into them.
+        If new bounds exclude the current mu, mu is clamped into them. A ``latency_budget``
+        replaces the one in force (None keeps it).
         """
         params = self._new_params(changes)
         lo, hi = self._check_bounds(
             self._mu_min if mu_min is None else mu_min,
             self._mu_max if mu_max is None else mu_max,
         )
+        budget = self._budget if latency_budget is None else self._check_budget(latency_budget)
+        self._budget = budget
         self._set_params(params)
         self._mu_min, self._mu_max = lo, hi
         self._value = min(hi, max(lo, self._value))

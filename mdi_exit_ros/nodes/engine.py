@@ -108,6 +108,35 @@ class Engine:
                 x = self.run(k, Payload(Header(), x), 1.0, "max_softmax").next_data
         return contracts
 
+    def measure_task_seconds(self, repeats: int = 3) -> list[float]:
+        """Each task's compute time on a blank frame here (best of `repeats`, unpadded).
+
+        What a source knows about its own speed before any frame arrived; its cold start
+        admits at the rate this gives (see SourceNode, core.frame_seconds).
+        """
+        best = [float("inf")] * self.num_exits
+        for _ in range(max(1, repeats)):
+            x = self.spec.normalize(torch.zeros(1, self.spec.channels, self.spec.size,
+                                                self.spec.size, dtype=torch.uint8))
+            for k in range(1, self.num_exits + 1):
+                run = self.run(k, Payload(Header(), x), 1.0, "max_softmax")
+                best[k - 1] = min(best[k - 1], run.compute_seconds)
+                x = run.next_data
+        return best
+
+    def exit_fraction(self, thresholds: tuple[float, ...]) -> list[float] | None:
+        """The checkpoint's measured share of frames per exit, if measured at `thresholds`.
+
+        Valid only for the thresholds it was measured at (the suggested ones); None otherwise.
+        """
+        measured = (self.meta.get("test_at_thresholds") or {}).get("exit_fraction")
+        suggested = self.meta.get("thresholds")
+        if not measured or not suggested or len(measured) != self.num_exits:
+            return None
+        if tuple(float(v) for v in suggested) != tuple(thresholds):
+            return None
+        return [float(f) for f in measured]
+
     def suggested_thresholds(self) -> tuple[float, ...]:
         """The checkpoint's calibrated T_e^k (0.9 at every exit if it has none)."""
         values = self.meta.get("thresholds") or [0.9] * self.num_exits

@@ -108,12 +108,22 @@ WORKER_PARAMS: tuple[Spec, ...] = (
          "steps keep to a fixed schedule)", low=0.01, high=3600.0, source_only=True),
     Spec("min_exit_threshold", 0.5, "T_e^min, the floor of Alg. 4", low=0.0, high=1.0,
          source_only=True),
+    Spec("slow_start", True, "Cold start of Alg. 3: mu starts no shorter than this robot's "
+         "compute per frame (task times measured on configure x compute_slowdown, weighted "
+         "by the checkpoint's exit shares) and halves every control period until I_n + O_n "
+         "reaches T_Q1, then goes back one step; false = the paper's rule from "
+         "initial_interval", source_only=True, configure_only=True),
     Spec("initial_interval", 0.05, "mu when the source is configured, seconds between "
-         "admitted frames", low=1e-4, high=3600.0, source_only=True, configure_only=True),
+         "admitted frames (with slow_start: at least this robot's compute per frame)",
+         low=1e-4, high=3600.0, source_only=True, configure_only=True),
+    Spec("latency_budget", 2.0, "s: Alg. 3 backlog guard: while the frames in flight x the "
+         "measured seconds per answered frame (the wait of a new frame) exceed it, mu is not "
+         "lowered and is kept >= that interval x (1 + zeta)", low=0.01, high=86400.0,
+         source_only=True),
     Spec("min_interval", 0.001, "Lower bound of mu (Alg. 3 also stops lowering mu at the "
          "camera's measured interval / (1 + zeta))", low=1e-5, high=3600.0, source_only=True),
     Spec("max_interval", 10.0, "Upper bound of mu", low=1e-4, high=3600.0, source_only=True),
-    Spec("offload_first_task", False, "Place an admitted frame's first task by Alg. 1 line 8 "
+    Spec("offload_first_task", True, "Place an admitted frame's first task by Alg. 1 line 8 "
          "(input queue if empty or O_n > T_O, else the output queue, where Alg. 2 may "
          "offload it); false = the paper: every first task runs at the source",
          source_only=True),

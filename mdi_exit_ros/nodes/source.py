@@ -68,6 +68,7 @@ class SourceNode(WorkerNode):
                         "shed": 0}
         self._next_id = 0
         self._next_admit = 0.0
+        self._frame_seconds = 0.0  # this robot's measured compute per frame (configure)
         self._image_sub = None
         self._label_sub = None
         self._discovery = None
@@ -93,7 +94,7 @@ class SourceNode(WorkerNode):
         if self.controller is None:
             return
         if name in ("queue_thresholds", "alpha", "beta", "zeta", "control_period",
-                    "min_interval", "max_interval", "min_exit_threshold"):
+                    "min_interval", "max_interval", "min_exit_threshold", "latency_budget"):
             # Validated by check_parameter's dry run; the controller keeps mu / T_e, its
             # step schedule and its camera count.
             try:
@@ -116,17 +117,19 @@ class SourceNode(WorkerNode):
         """The parameters in `v` as `update_params` arguments of the controller in force."""
         if isinstance(self.controller, core.RateController):
             return {**self._queue_control(v), "mu_min": v["min_interval"],
-                    "mu_max": v["max_interval"]}
+                    "mu_max": v["max_interval"], "latency_budget": v["latency_budget"]}
         return {**self._queue_control(v), "te_min": v["min_exit_threshold"]}
 
     def _make_controller(self, v: dict[str, Any]) -> core.RateController | core.ThresholdController:
         control = self._queue_control(v)
         if v["admission_mode"] == "rate":
-            mu = min(max(v["initial_interval"], v["min_interval"]), v["max_interval"])
-            rate = core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
-                                       **control)
-            rate.expect_frames()  # every image reaches on_frame: no camera, no lower mu
-            return rate
+            mu = v["initial_interval"]
+            if v["slow_start"]:  # never faster than this robot alone (docs/ALGORITHMS.md, 25)
+                mu = max(mu, self._frame_seconds * v["compute_slowdown"])
+            mu = min(max(mu, v["min_interval"]), v["max_interval"])
+            return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
+                                       slow_start=bool(v["slow_start"]), counts_frames=True,
+                                       latency_budget=v["latency_budget"], **control)
         te = min(self.thresholds_from(v).values)
         return core.ThresholdController(max(te, v["min_exit_threshold"]),
                                         te_min=v["min_exit_threshold"], **control)
@@ -146,7 +149,15 @@ class SourceNode(WorkerNode):
         values = self.param_values()
         self.core.offload_first_task = bool(values["offload_first_task"])
         try:
+            self._frame_seconds = core.frame_seconds(
+                self.engine.measure_task_seconds(),
+                self.engine.exit_fraction(self.core.thresholds.values))
             self.controller = self._make_controller(values)
+            self.get_logger().info(
+                f"compute per frame measured here: {self._frame_seconds * 1e3:.2f} ms "
+                f"(x compute_slowdown {values['compute_slowdown']:g}); initial mu "
+                f"{self.admission_interval() * 1e3:.1f} ms, slow start "
+                f"{'on' if values['slow_start'] else 'off'}")
         except ValueError as exc:
             self.get_logger().error(f"admission control: {exc}")
             self._release()
@@ -300,7 +311,11 @@ class SourceNode(WorkerNode):
             return
         now = time.monotonic()
         with self.lock:
-            step = self.controller.step(now, len(self.core.input), len(self.core.output))
+            if isinstance(self.controller, core.RateController):  # with the backlog guard
+                step = self.controller.step(now, len(self.core.input), len(self.core.output),
+                                            in_flight=self.frames.counters()["pending"])
+            else:
+                step = self.controller.step(now, len(self.core.input), len(self.core.output))
             if isinstance(self.controller, core.ThresholdController):
                 self.core.set_thresholds(self.controller.te)  # Alg. 4, line 9
         if step is not None and getattr(step, "branch", None) is not None:
@@ -389,6 +404,8 @@ class SourceNode(WorkerNode):
             if status is not core.ResultStatus.FIRST:
                 return False
             result.data_id = frame_id  # one id per frame for users, whatever copy answered
+            if isinstance(self.controller, core.RateController):
+                self.controller.on_answer()  # the fleet's delivery rate (slow start's exit)
             self._inputs.pop(frame_id, None)
             # Its other copies still queued here would run for nothing (an expired frame's,
             # or a re-admitted frame's that the other copy answered): they go, counted.

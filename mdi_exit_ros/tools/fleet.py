@@ -251,6 +251,7 @@ def summarize(stats: Iterable[Any], counts: RunCounts, seconds: float,
         "streaming_basis": window,
         "throughput": classified / streaming if streaming > 0 else 0.0,
         "tasks_run": {s.worker: int(s.tasks_run) for s in stats},
+        "task_seconds": {s.worker: float(s.compute_delay) for s in stats},
         "latency": {s.worker: (float(s.latency_p50), float(s.latency_p95)) for s in sources},
         "robots": list(robots) if robots is not None else [s.worker for s in stats],
         "topology_robots": list(topology_robots) if topology_robots is not None else None,
@@ -280,8 +281,13 @@ def format_summary(s: dict[str, Any], title: str) -> str:
                                              sorted(s["offloads"].items())) or "-"),
         f"  throughput         {s['throughput']:.2f} classified frames/s (over "
         f"{s['streaming']:.1f} s {s.get('streaming_basis', 'of the run')})",
-        "  tasks run          " + ", ".join(f"{w}: {n}" for w, n in s["tasks_run"].items()),
+        "  tasks run          " + _tasks_run(s["tasks_run"]),
     ]
+    mean_task = _mean_task_seconds(s)
+    if mean_task is not None:
+        lines.append("  task time (Gamma)  " + ", ".join(
+            f"{w}: {g * 1e3:.1f} ms" for w, g in s["task_seconds"].items()
+            if s["tasks_run"].get(w)) + f"; mean over tasks {mean_task * 1e3:.1f} ms")
     robots, everyone = s.get("robots"), s.get("topology_robots")
     if robots is not None:
         ran = ", ".join(robots) or "-"
@@ -293,8 +299,25 @@ def format_summary(s: dict[str, Any], title: str) -> str:
         lines.append("  robots that left   " + ("; ".join(d.describe() for d in s["departures"])
                                               or "none"))
     for w, (p50, p95) in s["latency"].items():
-        lines.append(f"  latency {w:<10} p50 {p50 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms")
+        ratio = f"; p50 = {p50 / mean_task:.1f} x mean task time" if mean_task else ""
+        lines.append(f"  latency {w:<10} p50 {p50 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms{ratio}")
     return "\n".join(lines)
+
+
+def _tasks_run(tasks: dict[str, int]) -> str:
+    """Tasks per worker with each one's share of all tasks (is the fleet sharing the work?)."""
+    total = sum(tasks.values())
+    return ", ".join(f"{w}: {n}" + (f" ({100 * n / total:.0f}%)" if total else "")
+                     for w, n in tasks.items())
+
+
+def _mean_task_seconds(s: dict[str, Any]) -> float | None:
+    """Gamma averaged over the tasks run (each worker's EWMA weighted by its tasks)."""
+    gammas, tasks = s.get("task_seconds") or {}, s["tasks_run"]
+    total = sum(tasks.get(w, 0) for w in gammas)
+    if not total:
+        return None
+    return sum(g * tasks.get(w, 0) for w, g in gammas.items()) / total
 
 
 # ---------------------------------------------------------------------------------------------
