@@ -48,7 +48,7 @@ def test_good_values_pass(name: str, value) -> None:
 def test_descriptors_carry_ranges_and_read_only() -> None:
     assert descriptor(SPECS["alpha"]).floating_point_range[0].to_value == 1.0
     assert descriptor(SPECS["output_queue_threshold"]).integer_range[0].from_value == 0
-    assert descriptor(SPECS["worker_id"]).read_only
+    assert descriptor(SPECS["fleet"]).read_only
     assert "one of: rate, threshold" in descriptor(SPECS["admission_mode"]).description
 
 

@@ -52,8 +52,11 @@ class Spec:
 
 
 WORKER_PARAMS: tuple[Spec, ...] = (
-    Spec("worker_id", "", "Worker id used on the wire; empty = the node's namespace "
-         "without '/' (e.g. robot1)", read_only=True),
+    Spec("fleet", "/", "Fleet namespace FLEET: the node runs in FLEET/ROBOT (its worker id "
+         "is the namespace's last part, e.g. robot1), reaches a peer on FLEET/PEER/tasks "
+         "(task_acks, exits) and reports on FLEET/mdi/neighbor_state and "
+         "FLEET/mdi/worker_stats, so fleets under different namespaces share a ROS domain",
+         read_only=True),
     Spec("model", "fmnist_cnn_ee", "Shipped model name or path to a .safetensors checkpoint "
          "(loaded on configure)", configure_only=True),
     Spec("torch_threads", 1, "torch intra-op threads of this process (several workers share "

@@ -1,12 +1,14 @@
 """The MDI-Exit worker: one lifecycle node per robot (executable `worker`).
 
 A thin adapter between ROS 2 and `mdi_exit_ros.core.WorkerCore` (Alg. 1 and 2, neighbour
-table, task ledger), which it drives unchanged: tasks arrive on `/<id>/tasks` and are acked
-on the sender's `/<sender>/task_acks`; inference runs on a thread of its own; exits go to the
-owning source's `/<source>/exits`; NeighborState goes out on `/mdi/neighbor_state` every
-`state_period` and neighbours' reports come back in. Lifecycle (ros2/demos lifecycle_py):
-configure loads the model, activate starts work, deactivate stops taking tasks and hands the
-queued ones to neighbours, cleanup/shutdown release everything.
+table, task ledger), which it drives unchanged. It runs in namespace `<fleet>/<id>`
+(mdi_exit_ros/topics.py names every topic): tasks arrive on its relative `tasks` and are
+acked on the sender's `<fleet>/<sender>/task_acks`; inference runs on a thread of its own;
+exits go to the owning source's `<fleet>/<source>/exits`; NeighborState goes out on
+`<fleet>/mdi/neighbor_state` every `state_period` and neighbours' reports come back in.
+Lifecycle (ros2/demos lifecycle_py): configure loads the model, activate starts work,
+deactivate stops taking tasks and hands the queued ones to neighbours, cleanup/shutdown
+release everything.
 """
 
 from __future__ import annotations
@@ -34,27 +36,24 @@ from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerSta
 from mdi_exit_ros.nodes import params
 from mdi_exit_ros.nodes.engine import Engine, Payload
 from mdi_exit_ros.nodes.links import LinkEmulator
-from mdi_exit_ros.nodes.peers import ACKS, EXITS, TASKS, PeerPublishers, peer_topic
+from mdi_exit_ros.nodes.peers import PeerPublishers
+from mdi_exit_ros.topics import (
+    ACKS,
+    EXITS,
+    TASKS,
+    fleet_namespace,
+    peer_topic,
+    robot_namespace,
+    split_namespace,
+    state_topic,
+    stats_topic,
+)
 from mdi_exit_ros.wire import TensorLimits, qos
 
-STATE_TOPIC = "/mdi/neighbor_state"
-STATS_TOPIC = "/mdi/worker_stats"
 TICK_PERIOD = 0.05  # s: ack timeouts, leases, deferred offloads
 ACK_BYTES = 64  # a TaskAck's size on an emulated link (ids, flags, a short reason)
 MAX_TASK_FAILURES = 3  # a task whose inference keeps failing is answered with an error
 MAX_TASK_AGE = 86_400.0  # s: a task's admission stamp further back is a peer's garbage
-
-
-def tasks_topic(worker: str) -> str:
-    return peer_topic(worker, TASKS)
-
-
-def acks_topic(worker: str) -> str:
-    return peer_topic(worker, ACKS)
-
-
-def exits_topic(worker: str) -> str:
-    return peer_topic(worker, EXITS)
 
 
 def to_seconds(stamp: Any) -> float:
@@ -70,9 +69,9 @@ class WorkerNode(LifecycleNode):
         self.internal_errors = 0  # before super(): it may create timers and subscriptions
         super().__init__(node_name, **kwargs)
         params.declare(self, self.is_source)
-        self.worker_id: str = (self.get_parameter("worker_id").value
-                               or self.get_namespace().strip("/").replace("/", "_")
-                               or self.get_name())
+        # The worker id is the last part of the namespace (<fleet>/<id>): one home for it.
+        self.worker_id: str = split_namespace(self.get_namespace())[1]
+        self.fleet = "/"  # the fleet namespace in force (checked on configure)
         self.lock = threading.RLock()  # guards core, engine use of payloads, counters
         self.core: core.WorkerCore | None = None
         self.engine: Engine | None = None
@@ -212,9 +211,31 @@ class WorkerNode(LifecycleNode):
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    def namespace_problem(self, fleet: str) -> str | None:
+        """Why this node cannot take part in fleet `fleet` from its namespace (None if it
+        can): peers send to <fleet>/<id>/tasks, which its relative `tasks` must be."""
+        try:
+            ns = fleet_namespace(fleet)
+        except ValueError as exc:
+            return str(exc)
+        parent, worker = split_namespace(self.get_namespace())
+        if not core.is_worker_id(worker):
+            return (f"namespace {self.get_namespace()!r} does not end in a worker id: run the "
+                    f"node in <fleet>/<robot> (e.g. -r __ns:={robot_namespace(ns, 'robot1')})")
+        if parent != ns:
+            return (f"this node runs in {self.get_namespace()} but its fleet is {ns}: peers "
+                    f"would send to {peer_topic(worker, TASKS, ns)}; set fleet:={parent} "
+                    f"(or run it in {robot_namespace(ns, worker)})")
+        return None
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model and create the queues, topics and estimators."""
         values = self.param_values()
+        problem = self.namespace_problem(values["fleet"])
+        if problem:
+            self.get_logger().error(problem)
+            return TransitionCallbackReturn.FAILURE
+        self.fleet = fleet_namespace(values["fleet"])
         try:
             self.engine = Engine(values["model"], int(values["torch_threads"]), values["device"])
         except (CheckpointError, OSError, ValueError) as exc:
@@ -235,17 +256,17 @@ class WorkerNode(LifecycleNode):
             lifecycle_state="inactive")
         self.limits = TensorLimits(max_bytes=int(values["max_tensor_bytes"]))
         self._pubs = {
-            "state": self.create_publisher(NeighborState, STATE_TOPIC, qos.state_qos()),
-            "stats": self.create_publisher(WorkerStats, STATS_TOPIC, qos.state_qos()),
+            "state": self.create_publisher(NeighborState, state_topic(self.fleet),
+                                           qos.state_qos()),
+            "stats": self.create_publisher(WorkerStats, stats_topic(self.fleet),
+                                           qos.state_qos()),
         }
-        self._peers = PeerPublishers(self, qos.data_qos())
-        self._subs = [
-            self.create_subscription(Task, tasks_topic(self.worker_id), self._on_task,
-                                     qos.data_qos()),
-            self.create_subscription(TaskAck, acks_topic(self.worker_id), self._on_ack,
-                                     qos.data_qos()),
-            self.create_subscription(NeighborState, STATE_TOPIC, self._on_neighbor_state,
-                                     qos.state_qos()),
+        self._peers = PeerPublishers(self, qos.data_qos(), fleet=self.fleet)
+        self._subs = [  # own inbound topics: relative, in <fleet>/<id>
+            self.create_subscription(Task, TASKS, self._on_task, qos.data_qos()),
+            self.create_subscription(TaskAck, ACKS, self._on_ack, qos.data_qos()),
+            self.create_subscription(NeighborState, state_topic(self.fleet),
+                                     self._on_neighbor_state, qos.state_qos()),
         ]
         self._links = LinkEmulator(self._publish_now)
         self._links.configure(values["link_delay"], values["link_bandwidth"])
@@ -594,6 +615,7 @@ class WorkerNode(LifecycleNode):
         with self.lock:
             s = self.core.stats()
             thresholds = list(self.core.thresholds.values)
+            heard = self.core.table.alive(time.monotonic())
         msg = WorkerStats(
             worker=self.worker_id, lifecycle_state=self.core.lifecycle_state,
             model_id=self.engine.model_id, is_source=self.is_source,
@@ -610,6 +632,7 @@ class WorkerNode(LifecycleNode):
             tasks_evacuated=s.evacuated,
             offload_targets=list(self._offloads_to),
             offloads_sent=list(self._offloads_to.values()),
+            neighbors=heard,
             exits=[s.exits.get(k, 0) for k in range(1, self.engine.num_exits + 1)],
             exit_thresholds=thresholds)
         msg.header.stamp = self.get_clock().now().to_msg()
