@@ -97,7 +97,7 @@ class SourceNode(WorkerNode):
                 self.get_logger().error(f"admission control unchanged: {exc}")
             if name == "control_period":
                 self._restart_control_timer(float(value))
-        elif name in ("exit_threshold", "exit_thresholds") and \
+        elif name in ("threshold_source", "exit_threshold", "exit_thresholds") and \
                 isinstance(self.controller, core.ThresholdController):
             self.controller.set_te(max(min(self.core.thresholds.values), self.controller.te_min))
 

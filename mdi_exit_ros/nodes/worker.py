@@ -59,6 +59,7 @@ TICK_PERIOD = 0.05  # s: ack timeouts, leases, deferred offloads
 ACK_BYTES = 64  # a TaskAck's size on an emulated link (ids, flags, a short reason)
 MAX_TASK_FAILURES = 3  # a task whose inference keeps failing is answered with an error
 MAX_TASK_AGE = 86_400.0  # s: a task's admission stamp further back is a peer's garbage
+THRESHOLD_PARAMS = ("threshold_source", "exit_threshold", "exit_thresholds")
 THREAD_JOIN = 30.0  # s to wait for the inference / sender thread on cleanup and shutdown
 SIGNAL_POLL = 0.1  # s: how often the main loop looks for SIGINT / SIGTERM
 
@@ -184,7 +185,7 @@ class WorkerNode(LifecycleNode):
         """Put a validated change into force (the lock is held)."""
         if self.core is None:
             return
-        if name in ("exit_threshold", "exit_thresholds"):
+        if name in THRESHOLD_PARAMS:
             self.core.set_thresholds(self.thresholds_from(current))
         elif name == "output_queue_threshold":
             self.core.t_o = int(value)
@@ -202,14 +203,13 @@ class WorkerNode(LifecycleNode):
             self._links.configure(current["link_delay"], current["link_bandwidth"])
 
     def thresholds_from(self, values: dict[str, Any]) -> core.ExitThresholds:
-        """T_e^k in force: exit_thresholds, else exit_threshold, else the checkpoint's."""
+        """T_e^k in force: those `threshold_source` names (checked to be set)."""
         assert self.engine is not None
-        k = self.engine.num_exits
-        per_exit = values.get("exit_thresholds")
-        if per_exit:
-            return core.ExitThresholds.of(per_exit)
-        if values["exit_threshold"] >= 0.0:
-            return core.ExitThresholds.uniform(k, values["exit_threshold"])
+        source = values["threshold_source"]
+        if source == "exit_thresholds":
+            return core.ExitThresholds.of(values["exit_thresholds"])
+        if source == "exit_threshold":
+            return core.ExitThresholds.uniform(self.engine.num_exits, values["exit_threshold"])
         return core.ExitThresholds.of(self.engine.suggested_thresholds())
 
     @staticmethod
@@ -251,15 +251,20 @@ class WorkerNode(LifecycleNode):
         except (CheckpointError, OSError, ValueError) as exc:
             self.get_logger().error(f"cannot load model {values['model']!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
-        reason = self.check_parameter("exit_thresholds", values.get("exit_thresholds"), values)
+        reason = (params.check("threshold_source", values["threshold_source"], values)
+                  or self.check_parameter("exit_thresholds", values.get("exit_thresholds"),
+                                          values))
         if reason:
             self.get_logger().error(reason)
             self.engine = None
             return TransitionCallbackReturn.FAILURE
-        seed = int(values["seed"])
+        for unused in {"exit_threshold", "exit_thresholds"} - {values["threshold_source"]}:
+            if values.get(unused) not in (None, []):
+                self.get_logger().warning(f"{unused} is set but not in force: threshold_source "
+                                          f"is {values['threshold_source']}")
         self.core = core.WorkerCore(
             self.worker_id, self.engine.model_id, self.thresholds_from(values),
-            rng=random.Random(None if seed < 0 else seed),
+            rng=random.Random(values["seed"]),  # unset (None): a seed from the OS
             t_o=int(values["output_queue_threshold"]),
             lease=float(values["neighbor_lease"]),
             allowed=self.allowed_from(values["neighbors"]),
