@@ -57,3 +57,15 @@ def test_fleet_specs_put_nodes_and_players_under_the_fleet() -> None:
     assert default[0].namespace == "/robot1" and "fleet" not in default[0].parameters
     with pytest.raises(ValueError):
         fleet_spec.worker_specs(topology, fleet="/bad name")
+
+
+def test_mdi_exit_fleet_takes_a_fleet_namespace() -> None:
+    from mdi_exit_ros.tools.fleet import parse_options
+
+    opts = parse_options(["mesh3", "--fleet", "site_a"])
+    assert opts.fleet == "/site_a"
+    assert [w.namespace for w in opts.workers] == [f"/site_a/robot{i}" for i in (1, 2, 3)]
+    assert [p.namespace for p in opts.players] == ["/site_a/robot1"]
+    assert parse_options(["mesh3"]).fleet == "/"
+    with pytest.raises(ValueError, match="is not a namespace"):
+        parse_options(["mesh3", "--fleet", "/site a"])
