@@ -4,12 +4,14 @@
     ros2 launch mdi_exit_ros topology.launch.py topology:=/path/to/fleet.yaml model:=my_model
     ros2 launch mdi_exit_ros topology.launch.py use_camera:=true image_topic:=/camera/image_raw
     ros2 launch mdi_exit_ros topology.launch.py topology:=mesh5 robots:=robot1,robot2
+    ros2 launch mdi_exit_ros topology.launch.py fleet:=/site_a   # a second fleet, same domain
 
 `robots` (comma-separated, empty = all) starts only those robots of the topology, for a fleet
 spread over several computers; robot.launch.py is the one-robot form of it.
 
-Each robot gets the node /<robot>/worker (executable `source` for the topology's sources,
-`worker` otherwise) with parameters [params_file, model, the topology's per-worker values].
+Each robot gets the node <fleet>/<robot>/worker (fleet:=, default /; executable `source`
+for the topology's sources, `worker` otherwise) with parameters [params_file, model, the
+topology's per-worker values].
 Every node is configured as soon as it is up and activated when it reaches `inactive`; an
 image player starts in each source's namespace once that source is active (unless
 use_camera:=true, which remaps the sources' `image` to image_topic instead).
@@ -90,6 +92,7 @@ def _launch_fleet(context: LaunchContext) -> list:
     """Read the topology and describe its nodes (runs when the launch is executed)."""
     topology = load_topology(resolve_topology(LaunchConfiguration("topology").perform(context)))
     robots = fleet_spec.select_robots(topology, LaunchConfiguration("robots").perform(context))
+    fleet = LaunchConfiguration("fleet").perform(context).strip()
     model = LaunchConfiguration("model").perform(context).strip() or None
     params_file = LaunchConfiguration("params_file").perform(context).strip()
     use_camera = _flag(context, "use_camera", False)
@@ -117,18 +120,19 @@ def _launch_fleet(context: LaunchContext) -> list:
                                        "with their built-in defaults"))
     workers = fleet_spec.worker_specs(topology, model,
                                       camera_topic=image_topic if use_camera else None,
-                                      robots=robots)
-    players = {p.robot: p for p in fleet_spec.player_specs(topology, dataset, rate, robots)}
+                                      robots=robots, fleet=fleet)
+    players = {p.robot: p for p in fleet_spec.player_specs(topology, dataset, rate, robots,
+                                                           fleet)}
     for spec in workers:
         node = LifecycleNode(
             package=fleet_spec.PACKAGE, executable=spec.executable, name=spec.name,
-            namespace=spec.robot, parameters=[*base, fleet_spec.launch_parameters(spec)],
+            namespace=spec.namespace, parameters=[*base, fleet_spec.launch_parameters(spec)],
             remappings=list(spec.remappings), output="screen")
         actions += _configure_then_activate(node, spec.full_name)
         if use_player and not use_camera and spec.robot in players:
             p = players[spec.robot]
             player = Node(package=fleet_spec.PACKAGE, executable=p.executable, name=p.name,
-                          namespace=p.robot, parameters=[fleet_spec.launch_parameters(p)],
+                          namespace=p.namespace, parameters=[fleet_spec.launch_parameters(p)],
                           output="screen")
             actions.append(_start_once_active(node, player))
     return actions
@@ -139,6 +143,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "topology", default_value="mesh3",
             description="Shipped topology (local, mesh2, mesh3, circular3, mesh5) or a YAML path"),
+        DeclareLaunchArgument(
+            "fleet", default_value="/",
+            description="Fleet namespace: robots run in <fleet>/<robot> and report on "
+                        "<fleet>/mdi/*, so fleets under different namespaces share a ROS "
+                        "domain"),
         DeclareLaunchArgument(
             "robots", default_value="",
             description="Comma-separated robots of the topology to start on this machine "

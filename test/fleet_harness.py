@@ -28,6 +28,15 @@ from sensor_msgs.msg import Image
 from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
 from mdi_exit_ros.tools.fleet import RESEND_AFTER
 from mdi_exit_ros.tools.procs import spawn_module, stop_all
+from mdi_exit_ros.topics import (
+    CLASSIFICATION,
+    DEFAULT_FLEET,
+    IMAGE,
+    IMAGE_LABEL,
+    NODE_NAME,
+    robot_namespace,
+    stats_topic,
+)
 from mdi_exit_ros.wire import qos
 
 TIMEOUT = 60.0
@@ -63,13 +72,16 @@ class Robot:
     """One worker or source process."""
 
     def __init__(self, worker_id: str, source: bool, params: dict[str, Any],
-                 log_dir: Path, log_level: str = "warn") -> None:
-        args = ["--ros-args", "-r", f"__ns:=/{worker_id}", "-r", "__node:=worker",
-                "--log-level", log_level]
+                 log_dir: Path, log_level: str = "warn", fleet: str = DEFAULT_FLEET) -> None:
+        args = ["--ros-args", "-r", f"__ns:={robot_namespace(fleet, worker_id)}", "-r",
+                f"__node:={NODE_NAME}", "--log-level", log_level]
+        if fleet != DEFAULT_FLEET:
+            params = {"fleet": fleet, **params}
         for name, value in params.items():
             args += ["-p", f"{name}:={_yaml(value)}"]
         self.worker_id = worker_id
-        self.log = log_dir / f"{worker_id}.log"
+        self.log = log_dir / (f"{worker_id}.log" if fleet == DEFAULT_FLEET else
+                              f"{fleet.strip('/').replace('/', '_')}_{worker_id}.log")
         self._log_file = open(self.log, "w")  # noqa: SIM115 - closed in stop()
         module = "mdi_exit_ros.nodes.source" if source else "mdi_exit_ros.nodes.worker"
         self.proc = spawn_module(module, args, stdout=self._log_file, stderr=self._log_file)
@@ -95,14 +107,16 @@ class Driver:
 
     Nothing is published before both ends of its topic matched (`connect`), and nothing is
     concluded from silence: tests wait for counters the nodes publish (`wait_settled`).
+    It drives the robots of one fleet namespace (`fleet`, default /).
     """
 
-    def __init__(self, context: Context | None = None) -> None:
-        """`context`: an rclpy context of the caller's (own discovery settings); default:
-        the process's global one."""
+    def __init__(self, fleet: str = DEFAULT_FLEET, context: Context | None = None) -> None:
+        """`fleet`: the fleet namespace the robots run under; `context`: an rclpy context of
+        the caller's (own discovery settings); default: the process's global one."""
         if context is None and not rclpy.ok():
             rclpy.init()
-        self.node = Node("fleet_test_driver", context=context)
+        self.fleet = fleet
+        self.node = Node("fleet_test_driver", namespace=fleet, context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.results: dict[str, list[ExitResult]] = defaultdict(list)
@@ -111,8 +125,12 @@ class Driver:
         self._image_pubs: dict[str, Any] = {}
         self._label_pubs: dict[str, Any] = {}
         self._result_subs: dict[str, Any] = {}
-        self.node.create_subscription(WorkerStats, "/mdi/worker_stats", self._on_stats,
+        self.node.create_subscription(WorkerStats, stats_topic(fleet), self._on_stats,
                                       qos.state_qos())
+
+    def topic(self, worker: str, name: str) -> str:
+        """`name` in `worker`'s namespace (its node's services: `worker/<service>`)."""
+        return f"{robot_namespace(self.fleet, worker)}/{name}"
 
     def _on_stats(self, msg: WorkerStats) -> None:
         self.stats[msg.worker] = msg
@@ -124,7 +142,7 @@ class Driver:
         """Subscribe to a source's classification (once); returns the subscription."""
         if source not in self._result_subs:
             self._result_subs[source] = self.node.create_subscription(
-                ExitResult, f"/{source}/classification",
+                ExitResult, self.topic(source, CLASSIFICATION),
                 lambda m: self.results[source].append(m), qos.data_qos())
         return self._result_subs[source]
 
@@ -177,7 +195,8 @@ class Driver:
         A re-sent request (see `call`) is refused when the first one did get through, so a
         refusal is checked against the state the transition leads to.
         """
-        client = self.node.create_client(ChangeState, f"/{worker}/worker/change_state")
+        client = self.node.create_client(ChangeState,
+                                         self.topic(worker, f"{NODE_NAME}/change_state"))
         try:
             req = ChangeState.Request()
             req.transition.id = transition_id
@@ -189,7 +208,7 @@ class Driver:
         return goal is not None and self.state(worker) == goal
 
     def state(self, worker: str) -> str:
-        client = self.node.create_client(GetState, f"/{worker}/worker/get_state")
+        client = self.node.create_client(GetState, self.topic(worker, f"{NODE_NAME}/get_state"))
         try:
             return self.call(client, GetState.Request()).current_state.label
         finally:
@@ -201,7 +220,8 @@ class Driver:
 
     def set_params(self, worker: str, check: bool = True, **values: Any) -> list:
         """Set parameters through the node's service; with `check`, each must be accepted."""
-        client = self.node.create_client(SetParameters, f"/{worker}/worker/set_parameters")
+        client = self.node.create_client(SetParameters,
+                                         self.topic(worker, f"{NODE_NAME}/set_parameters"))
         try:
             req = SetParameters.Request()
             req.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
@@ -215,9 +235,9 @@ class Driver:
     def _image_pub(self, source: str):
         if source not in self._image_pubs:
             self._image_pubs[source] = self.node.create_publisher(
-                Image, f"/{source}/image", qos.reliable(10))
+                Image, self.topic(source, IMAGE), qos.reliable(10))
             self._label_pubs[source] = self.node.create_publisher(
-                FrameLabel, f"/{source}/image_label", qos.data_qos())
+                FrameLabel, self.topic(source, IMAGE_LABEL), qos.data_qos())
         return self._image_pubs[source]
 
     def connect(self, source: str, timeout: float = TIMEOUT) -> None:

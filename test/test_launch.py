@@ -26,8 +26,8 @@ LAUNCH_DIR = REPO / "launch"
 GENERIC = LAUNCH_DIR / "topology.launch.py"
 PER_TOPOLOGY = {name: LAUNCH_DIR / f"{name}.launch.py" for name in SHIPPED}
 ROBOT = LAUNCH_DIR / "robot.launch.py"
-ARGUMENTS = {"topology", "robots", "model", "params_file", "use_camera", "image_topic",
-             "use_player", "dataset", "rate"}
+ARGUMENTS = {"topology", "fleet", "robots", "model", "params_file", "use_camera",
+             "image_topic", "use_player", "dataset", "rate"}
 
 
 def _tree(path: Path) -> ast.Module:
@@ -69,6 +69,7 @@ def test_generic_launch_declares_its_arguments_with_defaults() -> None:
     assert set(declared) == ARGUMENTS
     assert declared["topology"].value == "mesh3"
     assert declared["robots"].value == ""  # every robot of the topology
+    assert declared["fleet"].value == "/"  # robots in /<robot>, reports on /mdi/*
     assert declared["use_camera"].value == "false"
     assert declared["image_topic"].value == "/camera/image_raw"
     # params_file defaults to share/mdi_exit_ros/config/params.yaml
@@ -87,7 +88,7 @@ def test_generic_launch_brings_lifecycle_nodes_up_through_events() -> None:
     assert "Transition.TRANSITION_CONFIGURE" in src and "Transition.TRANSITION_ACTIVATE" in src
     node = next(c for c in calls if _name(c) == "LifecycleNode")
     assert ast.unparse(_kw(node, "executable")) == "spec.executable"
-    assert ast.unparse(_kw(node, "namespace")) == "spec.robot"
+    assert ast.unparse(_kw(node, "namespace")) == "spec.namespace"
     assert ast.unparse(_kw(node, "name")) == "spec.name"
     assert ast.unparse(_kw(node, "package")) == "fleet_spec.PACKAGE"
     # activation is keyed to the end of configure, not to any arrival at inactive
@@ -215,6 +216,16 @@ def test_opaque_function_describes_one_lifecycle_node_per_worker(use_camera: boo
     handlers = [a for a in actions if isinstance(a, RegisterEventHandler)]
     # activate-on-configured per worker, plus the player's start for the source
     assert len(handlers) == 3 + (0 if use_camera else 1)
+
+
+def test_fleet_argument_puts_every_node_under_the_fleet_namespace() -> None:
+    _need_launch()
+    from launch_ros.actions import LifecycleNode
+
+    actions = _describe(topology="circular3", fleet="/site_a", params_file="/nonexistent.yaml")
+    nodes = [a for a in actions if isinstance(a, LifecycleNode)]
+    assert [n.expanded_node_namespace for n in nodes] == [
+        "/site_a/robot1", "/site_a/robot2", "/site_a/robot3"]
 
 
 @pytest.mark.parametrize("robots,expected,player", [

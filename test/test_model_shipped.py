@@ -72,7 +72,7 @@ def test_shipped_thresholds_meet_their_recorded_budget():
 
 
 def test_workers_take_the_shipped_per_exit_thresholds():
-    """What a worker with exit_threshold -1 (the default) puts in force."""
+    """What a worker with threshold_source checkpoint (the default) puts in force."""
     from mdi_exit_ros.nodes.engine import Engine
 
     _, meta = _require("mobilenet_v2_ee_cifar10")

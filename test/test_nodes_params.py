@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mdi_exit_ros.nodes.params import SPECS, WORKER_PARAMS, check, descriptor
+from mdi_exit_ros.nodes.params import (
+    SPECS,
+    UNSET,
+    WORKER_PARAMS,
+    check,
+    descriptor,
+    threshold_source_of,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-CURRENT = {s.name: s.default for s in WORKER_PARAMS}
+CURRENT = {s.name: None if s.default in UNSET else s.default for s in WORKER_PARAMS}
 
 
 @pytest.mark.parametrize("name, value, reason", [
@@ -28,6 +35,10 @@ CURRENT = {s.name: s.default for s in WORKER_PARAMS}
     ("zeta", 1.0, "zeta must lie strictly between 0 and 1"),
     ("min_interval", 20.0, "must not exceed max_interval"),
     ("exit_threshold", float("nan"), "must be finite"),
+    ("link_delay", float("inf"), "must be finite"),
+    ("threshold_source", "file", "threshold_source must be one of checkpoint, exit_threshold"),
+    ("threshold_source", "exit_threshold", "needs exit_threshold set"),
+    ("threshold_source", "exit_thresholds", "needs exit_thresholds set"),
 ])
 def test_bad_values_are_refused_with_a_reason(name: str, value, reason: str) -> None:
     found = check(name, value, CURRENT)
@@ -39,16 +50,41 @@ def test_bad_values_are_refused_with_a_reason(name: str, value, reason: str) -> 
     ("admission_mode", "threshold"), ("exit_thresholds", [0.0, 0.5, 1.0]),
     ("neighbors", ["*"]), ("neighbors", ["-"]), ("neighbors", ["robot2"]),
     ("queue_thresholds", [10, 10]),
-    ("alpha", 0.5), ("beta", 0.15), ("max_interval", 1.0), ("exit_threshold", -1.0),
+    ("alpha", 0.5), ("beta", 0.15), ("max_interval", 1.0), ("exit_threshold", 0.0),
+    ("link_bandwidth", float("inf")), ("threshold_source", "checkpoint"),
 ])
 def test_good_values_pass(name: str, value) -> None:
     assert check(name, value, CURRENT) is None
 
 
+def test_no_value_in_a_range_has_a_special_meaning() -> None:
+    """What used to be a sentinel (-1, 0) is outside the range now; its meaning is a setting
+    of its own (threshold_source, an unset seed, an infinite bandwidth)."""
+    def span(name: str):  # noqa: ANN202
+        d = descriptor(SPECS[name])
+        r = (d.floating_point_range or d.integer_range)[0]
+        return r.from_value, r.to_value
+
+    assert span("exit_threshold") == (0.0, 1.0) and SPECS["exit_threshold"].default in UNSET
+    assert span("seed")[0] == 0 and SPECS["seed"].default in UNSET
+    assert span("link_bandwidth") == (1.0, float("inf"))
+    assert SPECS["link_bandwidth"].default == float("inf")
+    assert SPECS["threshold_source"].default == "checkpoint"
+    assert "worker_id" not in SPECS  # the namespace's last part is the worker id
+
+
+def test_setting_a_threshold_puts_it_in_force() -> None:
+    assert threshold_source_of({"exit_threshold"}) == "exit_threshold"
+    assert threshold_source_of({"exit_thresholds", "exit_threshold"}) == "exit_thresholds"
+    assert threshold_source_of({"alpha"}) is None
+    assert check("threshold_source", "exit_threshold", {**CURRENT, "exit_threshold": 0.5}) \
+        is None
+
+
 def test_descriptors_carry_ranges_and_read_only() -> None:
     assert descriptor(SPECS["alpha"]).floating_point_range[0].to_value == 1.0
     assert descriptor(SPECS["output_queue_threshold"]).integer_range[0].from_value == 0
-    assert descriptor(SPECS["worker_id"]).read_only
+    assert descriptor(SPECS["fleet"]).read_only
     assert "one of: rate, threshold" in descriptor(SPECS["admission_mode"]).description
 
 

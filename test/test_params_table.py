@@ -33,6 +33,7 @@ def test_check_command_catches_a_hand_edit(tmp_path: Path) -> None:
                                                            [1.0, 0.0, 1.0]),
     ("exit_thresholds", __import__("array").array("q", [0, 1]), [0.0, 1.0]),
     ("compute_slowdown", 2.5, 2.5), ("output_queue_threshold", 7, 7), ("alpha", True, True),
+    ("exit_threshold", 1, 1.0), ("link_bandwidth", 1000, 1000.0),
 ])
 def test_integers_are_widened_only_for_double_parameters(name: str, given, stored) -> None:
     value = params.widen(params.SPECS[name], given)

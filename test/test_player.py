@@ -269,6 +269,8 @@ def test_fashion_mnist_frames_are_mono8_28x28(receiver) -> None:
     (["dataset:=folder:/nonexistent/frames"], "does not exist"),
     (["dataset:=mnist-digits"], "unknown dataset"),
     (["dataset:=folder:{tmp}", "start_index:=999"], "past the end"),
+    (["count:=0"], "count"),  # 0 once meant "the split once": that is an unset count now
+    (["size:=0"], "size"),  # 0 once meant "as stored": that is an unset size now
 ])
 def test_bad_parameters_exit_2_with_a_message(class_folder, params, message) -> None:
     root, _ = class_folder

@@ -11,14 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from mdi_exit_ros.nodes.worker import STATE_TOPIC, STATS_TOPIC, acks_topic, exits_topic, tasks_topic
+from mdi_exit_ros.topics import ACKS, EXITS, TASKS, peer_topic, state_topic, stats_topic
 from mdi_exit_ros.topology import config_dir, load_topology, resolve_topology
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "config" / "sros2" / "mesh3_policy.xml"
 TOPOLOGY = load_topology(resolve_topology("mesh3"))
+STATE_TOPIC, STATS_TOPIC = state_topic(), stats_topic()  # the default fleet, /
 LIFECYCLE = {"~change_state", "~get_state", "~get_available_states",
              "~get_available_transitions", "~get_transition_graph"}
+
+
+def tasks_topic(worker: str) -> str:
+    return peer_topic(worker, TASKS)
+
+
+def acks_topic(worker: str) -> str:
+    return peer_topic(worker, ACKS)
+
+
+def exits_topic(worker: str) -> str:
+    return peer_topic(worker, EXITS)
 
 
 def _profiles() -> dict[tuple[str, str, str], ET.Element]:

@@ -28,10 +28,15 @@ import numpy as np
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.duration import Duration
-from rclpy.exceptions import ParameterException, ROSInterruptException
+from rclpy.exceptions import (
+    ParameterException,
+    ParameterUninitializedException,
+    ROSInterruptException,
+)
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
@@ -178,18 +183,20 @@ def _range(low: float, high: float) -> dict[str, Any]:
 
 
 # name -> (default, description, range or None); all read-only: they shape the whole run.
+# A default of None: an integer that is unset unless given (no value in a range means "none").
 PARAMETERS: dict[str, tuple[Any, str, tuple[float, float] | None]] = {
     "dataset": ("fashion-mnist", "fashion-mnist | cifar10 | folder:<path> | video:<path>",
                 None),
     "split": ("test", "Dataset split: train | test (ignored for flat folders and videos)", None),
-    "size": (0, "Resize folder/video frames to size x size; 0 = as stored", (0, 4096)),
+    "size": (None, "Resize folder/video frames to size x size; unset: as stored", (1, 4096)),
     "channels": (3, "Folder/video frames: 3 = rgb8, 1 = mono8", (1, 3)),
     "rate": (10.0, "Frames per second (the mean rate for poisson arrivals)", (0.001, 10000.0)),
     "arrival": ("fixed", "fixed: one frame every 1/rate s; poisson: exponential gaps", None),
     "seed": (0, "Seed of the poisson arrival gaps and of the shuffled order", (0, 2**31 - 1)),
     "shuffle": (False, "Play the split in a seeded random order instead of as stored (the "
                 "CIFAR-10 tars store the images class by class)", None),
-    "count": (0, "Frames to publish; 0 = the split once (endless with loop)", (0, 2**31 - 1)),
+    "count": (None, "Frames to publish; unset: the split once (endless with loop)",
+              (1, 2**31 - 1)),
     "loop": (False, "Wrap around at the end of the split", None),
     "start_index": (0, "Index of the first frame in the split", (0, 2**31 - 1)),
     "frame_id": ("camera", "header.frame_id of images and labels", None),
@@ -211,9 +218,10 @@ class ImagePlayer(Node):
             extra = _range(*bounds) if bounds else {}
             # Doubles also take integers (`-p rate:=20`); _check validates their range.
             extra["dynamic_typing"] = isinstance(default, float)
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=text, read_only=True, **extra))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+            self.declare_parameter(name, Parameter.Type.INTEGER if default is None else default,
+                                   ParameterDescriptor(description=text, read_only=True,
+                                                       **extra))
+        p = {name: self._value(name) for name in PARAMETERS}
         self._check(p)
         for name, (default, _, _) in PARAMETERS.items():
             if isinstance(default, float):
@@ -240,6 +248,13 @@ class ImagePlayer(Node):
         self._index = p["start_index"]
         self._gaps = arrival_gaps(p["arrival"], p["rate"], p["seed"])
 
+    def _value(self, name: str) -> Any:
+        """A parameter's value; None for one that is unset."""
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
+
     @staticmethod
     def _check(p: dict[str, Any]) -> None:
         for name, choices in (("arrival", ARRIVALS), ("qos", QOS_CHOICES), ("split", SPLITS)):
@@ -263,9 +278,9 @@ class ImagePlayer(Node):
             raise PlayerConfigError("frame_id is empty")
 
     @staticmethod
-    def _total(count: int, loop: bool, start: int, n: int | None) -> int | None:
+    def _total(count: int | None, loop: bool, start: int, n: int | None) -> int | None:
         """Frames to publish; None = until the source ends (or forever with loop)."""
-        if count > 0:
+        if count is not None:
             return count
         if loop or n is None:
             return None

@@ -2,18 +2,19 @@
 
 With `link_delay` / `link_bandwidth` set, a task sent to neighbour m, and the ack for a task
 m sent here, leave after the transmissions queued before them on that link (size / bandwidth
-each) plus the delay, as on a real link of that speed; with both zero, sends go straight out.
-Acks cross the link too, so a sender measures a round trip of twice the delay (plus the
-transmission), which is what its D_nm estimator (core.LinkDelayEstimator) models: D_nm then
-comes out as the emulated one-way delay, not half of it. Exit results are not delayed. A
-thread of its own does the waiting, so neither inference nor the executor ever sleeps for
-the network.
+each) plus the delay, as on a real link of that speed; with no delay and an unlimited
+(infinite) bandwidth, sends go straight out. Acks cross the link too, so a sender measures a
+round trip of twice the delay (plus the transmission), which is what its D_nm estimator
+(core.LinkDelayEstimator) models: D_nm then comes out as the emulated one-way delay, not
+half of it. Exit results are not delayed. A thread of its own does the waiting, so neither
+inference nor the executor ever sleeps for the network.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ class LinkEmulator:
     def __init__(self, publish: Callable[[str, Any], None]) -> None:
         self._publish = publish
         self._delay = 0.0
-        self._bandwidth = 0.0
+        self._bandwidth = math.inf
         self._free_at: dict[str, float] = {}
         self._heap: list[tuple[float, int, str, Any]] = []
         self._order = itertools.count()
@@ -35,19 +36,19 @@ class LinkEmulator:
         self._closed = False
 
     def configure(self, delay: float, bandwidth: float) -> None:
-        """Seconds added per send; bytes/s per link (0 = unlimited)."""
+        """Seconds added per send; bytes/s per link (math.inf: no limit)."""
         with self._cv:
             self._delay, self._bandwidth = float(delay), float(bandwidth)
 
     def send(self, receiver: str, msg: Any, size_bytes: int) -> None:
         with self._cv:
-            if self._delay <= 0.0 and self._bandwidth <= 0.0:
+            if self._delay <= 0.0 and math.isinf(self._bandwidth):
                 direct = True
             else:
                 direct = False
                 now = time.monotonic()
                 start = max(now, self._free_at.get(receiver, now))
-                done = start + (size_bytes / self._bandwidth if self._bandwidth > 0 else 0.0)
+                done = start + size_bytes / self._bandwidth  # 0 s on an unlimited link
                 self._free_at[receiver] = done
                 heapq.heappush(self._heap, (done + self._delay, next(self._order), receiver,
                                             msg))

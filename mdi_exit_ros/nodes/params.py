@@ -10,6 +10,13 @@ defaults here and in config/params.yaml. The table itself needs no rclpy, so lau
 
 Integers are accepted for double parameters (`-p compute_slowdown:=4`, `ros2 param set ...
 compute_slowdown 4`) and stored as doubles: rclpy alone refuses them.
+
+No value inside a parameter's range has a special meaning: what would be one is a setting of
+its own (`threshold_source: checkpoint` for the checkpoint's thresholds, an unset `seed` for
+one from the OS, `link_bandwidth: .inf` for an unlimited link). Setting `exit_threshold` or
+`exit_thresholds` puts it in force and says so in `threshold_source` (a pre-set callback adds
+that change, as ROS 2 suggests for dependent parameters); `ros2 param set ... threshold_source
+checkpoint` goes back to the checkpoint's.
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ if TYPE_CHECKING:
 ANY_NEIGHBOR = "*"  # neighbors: ["*"] = any discovered worker
 NO_NEIGHBOR = "-"  # neighbors: ["-"] = none (ROS cannot type an empty string array)
 UNSET_DOUBLES = "<unset double[]>"  # default of a double array that starts out unset
+UNSET_DOUBLE = "<unset double>"  # default of a double that starts out unset
+UNSET_INTEGER = "<unset integer>"  # default of an integer that starts out unset
+UNSET = (UNSET_DOUBLES, UNSET_DOUBLE, UNSET_INTEGER)
+CHECKPOINT = "checkpoint"
+THRESHOLD_SOURCES = (CHECKPOINT, "exit_threshold", "exit_thresholds")
 ADMISSION_MODES = ("rate", "threshold")
 CONFIDENCES = ("max_softmax", "entropy")
 IMAGE_QOS = ("auto", "reliable", "best_effort", "sensor_data")
@@ -54,8 +66,11 @@ class Spec:
 
 
 WORKER_PARAMS: tuple[Spec, ...] = (
-    Spec("worker_id", "", "Worker id used on the wire; empty = the node's namespace "
-         "without '/' (e.g. robot1)", read_only=True),
+    Spec("fleet", "/", "Fleet namespace FLEET: the node runs in FLEET/ROBOT (its worker id "
+         "is the namespace's last part, e.g. robot1), reaches a peer on FLEET/PEER/tasks "
+         "(task_acks, exits) and reports on FLEET/mdi/neighbor_state and "
+         "FLEET/mdi/worker_stats, so fleets under different namespaces share a ROS domain",
+         read_only=True),
     Spec("model", "fmnist_cnn_ee", "Shipped model name or path to a .safetensors checkpoint "
          "(loaded on configure)", configure_only=True),
     Spec("torch_threads", 1, "torch intra-op threads of this process (several workers share "
@@ -65,10 +80,14 @@ WORKER_PARAMS: tuple[Spec, ...] = (
          configure_only=True),
     Spec("confidence", "max_softmax", "Confidence C_k(d): max softmax (paper eq. 1-2) or "
          "1 - normalised entropy (BranchyNet)", choices=CONFIDENCES),
-    Spec("exit_threshold", -1.0, "T_e for every exit (Alg. 1); -1 = the checkpoint's "
-         "suggested per-exit thresholds", low=-1.0, high=1.0),
-    Spec("exit_thresholds", UNSET_DOUBLES, "T_e^k per exit (Alg. 1), one value "
-         "in [0, 1] per exit; overrides exit_threshold when set"),
+    Spec("threshold_source", CHECKPOINT, "Which T_e^k are in force (Alg. 1): the "
+         "checkpoint's calibrated per-exit values, exit_threshold or exit_thresholds. Setting "
+         "either of those sets this too; at start, the one given (exit_thresholds first), "
+         "else checkpoint", choices=THRESHOLD_SOURCES),
+    Spec("exit_threshold", UNSET_DOUBLE, "T_e for every exit (Alg. 1); setting it puts it in "
+         "force (threshold_source: exit_threshold)", low=0.0, high=1.0),
+    Spec("exit_thresholds", UNSET_DOUBLES, "T_e^k per exit (Alg. 1), one value in [0, 1] per "
+         "exit; setting it puts it in force (threshold_source: exit_thresholds)"),
     Spec("output_queue_threshold", 50, "T_O: a new task goes to the input queue when O_n "
          "exceeds it (Alg. 1 line 8)", low=0, high=1_000_000),
     Spec("neighbors", [ANY_NEIGHBOR], "One-hop neighbours this worker may offload to; "
@@ -87,12 +106,12 @@ WORKER_PARAMS: tuple[Spec, ...] = (
          "compute_slowdown when set"),
     Spec("link_delay", 0.0, "Emulated link: seconds added to every task and ack this worker "
          "sends (one way, so a round trip takes twice)", low=0.0, high=60.0),
-    Spec("link_bandwidth", 0.0, "Emulated link: bytes/s per neighbour link for the tasks and "
-         "acks this worker sends; 0 = unlimited", low=0.0, high=1e12),
+    Spec("link_bandwidth", math.inf, "Emulated link: bytes/s per neighbour link for the tasks "
+         "and acks this worker sends (.inf: no limit)", low=1.0, high=math.inf),
     Spec("max_tensor_bytes", 64 * 1024 * 1024, "Largest tensor accepted from the wire",
          low=1024, high=1 << 31),
-    Spec("seed", -1, "Seed of the offloading coin (Alg. 2 line 5); -1 = from the OS",
-         low=-1, high=2**31 - 1, configure_only=True),
+    Spec("seed", UNSET_INTEGER, "Seed of the offloading coin (Alg. 2 line 5); unset: a seed "
+         "from the OS", low=0, high=2**31 - 1, configure_only=True),
     # Sources only.
     Spec("admission_mode", "rate", "rate: Alg. 3 adapts the admission interval mu with "
          "T_e fixed; threshold: Alg. 4 admits every frame and adapts T_e",
@@ -146,7 +165,20 @@ SPECS = {s.name: s for s in WORKER_PARAMS}
 
 def is_double(spec: Spec) -> bool:
     """Declared as a double (a YAML integer must be widened before it is passed)."""
-    return isinstance(spec.default, float)
+    return isinstance(spec.default, float) or spec.default == UNSET_DOUBLE
+
+
+def is_integer(spec: Spec) -> bool:
+    return spec.default == UNSET_INTEGER or (
+        isinstance(spec.default, int) and not isinstance(spec.default, bool))
+
+
+def threshold_source_of(names: Any) -> str | None:
+    """The threshold_source that setting parameters `names` puts in force (None: none)."""
+    for name in ("exit_thresholds", "exit_threshold"):
+        if name in names:
+            return name
+    return None
 
 
 def is_double_array(spec: Spec) -> bool:
@@ -163,7 +195,7 @@ def descriptor(spec: Spec) -> ParameterDescriptor:
         text += f" (one of: {', '.join(spec.choices)})"
     d = ParameterDescriptor(description=text, read_only=spec.read_only)
     if spec.low is not None and spec.high is not None:
-        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+        if is_integer(spec):
             d.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high),
                                             step=0)]
         else:
@@ -187,7 +219,9 @@ def widen(spec: Spec, value: Any) -> Any:
 
 
 def widen_parameters(parameters: list[Parameter]) -> list[Parameter]:
-    """Pre-set callback: integers given for double parameters become doubles.
+    """Pre-set callback: integers given for double parameters become doubles, and setting
+    exit_threshold or exit_thresholds sets threshold_source with it (unless the same change
+    sets threshold_source itself).
 
     rclpy checks types before any on-set callback runs and refuses an INTEGER for a
     DOUBLE parameter, so the conversion has to happen here.
@@ -199,7 +233,33 @@ def widen_parameters(parameters: list[Parameter]) -> list[Parameter]:
         spec = SPECS.get(p.name)
         value = widen(spec, p.value) if spec is not None else p.value
         out.append(p if value is p.value else Parameter(p.name, value=value))
+    names = {p.name for p in out}
+    source = threshold_source_of(names)
+    if source is not None and "threshold_source" not in names:
+        out.append(Parameter("threshold_source", value=source))
     return out
+
+
+def _declared_default(spec: Spec) -> Any:
+    """What `declare_parameter` gets for `spec`: its default, or the type of an unset one."""
+    from rclpy.parameter import Parameter
+
+    unset = {UNSET_DOUBLES: Parameter.Type.DOUBLE_ARRAY, UNSET_DOUBLE: Parameter.Type.DOUBLE,
+             UNSET_INTEGER: Parameter.Type.INTEGER}
+    if spec.name == "threshold_source":
+        return Parameter.Type.STRING  # unset unless given; chosen below from what was given
+    return unset.get(spec.default, spec.default) if isinstance(spec.default, str) \
+        else spec.default
+
+
+def _is_set(node: Node, name: str) -> bool:
+    from rclpy.exceptions import ParameterUninitializedException
+
+    try:
+        node.get_parameter(name).value  # noqa: B018 - raises for an unset parameter
+    except ParameterUninitializedException:
+        return False
+    return True
 
 
 def declare(node: Node, source: bool) -> None:
@@ -216,7 +276,7 @@ def declare(node: Node, source: bool) -> None:
     for spec in WORKER_PARAMS:
         if spec.source_only and not source:
             continue
-        default = Parameter.Type.DOUBLE_ARRAY if spec.default == UNSET_DOUBLES else spec.default
+        default = _declared_default(spec)
         try:
             node.declare_parameter(spec.name, default, descriptor(spec))
         except InvalidParameterTypeException:
@@ -229,6 +289,10 @@ def declare(node: Node, source: bool) -> None:
             if value is given:  # not an integer either: refuse it as rclpy would
                 raise
             node.declare_parameter(spec.name, value, descriptor(spec), ignore_override=True)
+    if not _is_set(node, "threshold_source"):
+        given = threshold_source_of({n for n in ("exit_threshold", "exit_thresholds")
+                                     if _is_set(node, n)})
+        node.set_parameters([Parameter("threshold_source", value=given or CHECKPOINT)])
     node.add_pre_set_parameters_callback(widen_parameters)
 
 
@@ -243,8 +307,12 @@ def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
         return None
     if spec.choices and value not in spec.choices:
         return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value) and not (
+            value == math.inf and spec.high == math.inf):
         return f"{name} must be finite"
+    if name == "threshold_source" and value != CHECKPOINT and current.get(value) in (None, []):
+        return (f"threshold_source {value} needs {value} set: set {value} instead (that "
+                f"puts it in force)")
     if name == "exit_thresholds":
         if any(not 0.0 <= v <= 1.0 for v in value):
             return "exit_thresholds must all lie in [0, 1]"
@@ -289,7 +357,12 @@ def markdown_table() -> str:
     rows = ["| parameter | default | range / choices | who, when | meaning |",
             "|---|---|---|---|---|"]
     for spec in WORKER_PARAMS:
-        default = "(unset)" if spec.default == UNSET_DOUBLES else f"`{json.dumps(spec.default)}`"
+        if spec.default in UNSET:
+            default = "(unset)"
+        elif spec.default == math.inf:
+            default = "`.inf`"
+        else:
+            default = f"`{json.dumps(spec.default)}`"
         if spec.choices:
             span = ", ".join(spec.choices)
         elif spec.low is not None and spec.high is not None:

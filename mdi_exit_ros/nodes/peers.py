@@ -24,19 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mdi_exit_ros.core import is_worker_id
+from mdi_exit_ros.topics import ACKS, DEFAULT_FLEET, EXITS, TASKS, peer_topic
+
+__all__ = ["ACKS", "EXITS", "TASKS", "PeerPublishers", "peer_topic"]
 
 MAX_PEERS = 256  # distinct peer topics with a publisher at once
 MAX_PENDING = 1000  # messages waiting for one topic's reader
 MAX_PENDING_TOTAL = 4096  # messages waiting over all topics (tasks carry tensors)
 PENDING_EXPIRY = 30.0  # s a message may wait for a reader
 LOG_PERIOD = 5.0  # s between two log lines about the same kind of refusal
-TASKS, ACKS, EXITS = "tasks", "task_acks", "exits"  # a worker's inbound peer topics
-
-
-def peer_topic(worker: str, kind: str) -> str:
-    """`/<worker>/<kind>`: where `worker` receives tasks, acks or exits."""
-    return f"/{worker}/{kind}"
-
 
 @dataclass
 class _Peer:
@@ -45,12 +41,14 @@ class _Peer:
 
 
 class PeerPublishers:
-    """`send(peer, kind, msg_type, msg)` to `/<peer>/<kind>`; see the module docstring."""
+    """`send(peer, kind, msg_type, msg)` to `<fleet>/<peer>/<kind>`; see the module docstring."""
 
     def __init__(self, node: Any, qos: Any, max_peers: int = MAX_PEERS,
                  max_pending: int = MAX_PENDING, expiry: float = PENDING_EXPIRY,
-                 max_pending_total: int = MAX_PENDING_TOTAL) -> None:
+                 max_pending_total: int = MAX_PENDING_TOTAL,
+                 fleet: str = DEFAULT_FLEET) -> None:
         self._node = node
+        self._fleet = fleet
         self._qos = qos
         self._max_peers = max_peers
         self._max_pending = max_pending
@@ -72,7 +70,7 @@ class PeerPublishers:
                 f"not sending to {peer[:80]!r}: not a valid worker id",
                 throttle_duration_sec=LOG_PERIOD)
             return False
-        topic = peer_topic(peer, kind)
+        topic = peer_topic(peer, kind, self._fleet)
         with self._lock:
             if self._closed:
                 return False

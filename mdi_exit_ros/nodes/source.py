@@ -22,7 +22,8 @@ from sensor_msgs.msg import Image
 from mdi_exit_ros import core
 from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
 from mdi_exit_ros.nodes.engine import Payload
-from mdi_exit_ros.nodes.worker import WorkerNode, exits_topic, run_node
+from mdi_exit_ros.nodes.worker import WorkerNode, run_node
+from mdi_exit_ros.topics import CLASSIFICATION, EXITS, IMAGE, IMAGE_LABEL
 from mdi_exit_ros.wire import qos
 from mdi_exit_ros.wire.image import ImageDecodeError, image_to_array
 
@@ -103,7 +104,7 @@ class SourceNode(WorkerNode):
                 self.get_logger().error(f"admission control unchanged: {exc}")
             if name == "control_period":
                 self._restart_control_timer(float(value))
-        elif name in ("exit_threshold", "exit_thresholds") and \
+        elif name in ("threshold_source", "exit_threshold", "exit_thresholds") and \
                 isinstance(self.controller, core.ThresholdController):
             self.controller.set_te(max(min(self.core.thresholds.values), self.controller.te_min))
 
@@ -168,13 +169,12 @@ class SourceNode(WorkerNode):
         self._counts = dict.fromkeys(self._counts, 0)
         self._labels.clear()
         self._latencies.clear()
-        self._classification = self.create_publisher(ExitResult, "classification",
+        self._classification = self.create_publisher(ExitResult, CLASSIFICATION,
                                                      qos.data_qos())
-        self._label_sub = self.create_subscription(FrameLabel, "image_label", self._on_label,
+        self._label_sub = self.create_subscription(FrameLabel, IMAGE_LABEL, self._on_label,
                                                    qos.data_qos())
         self._subs += [
-            self.create_subscription(ExitResult, exits_topic(self.worker_id),
-                                     self._on_exit_msg, qos.data_qos()),
+            self.create_subscription(ExitResult, EXITS, self._on_exit_msg, qos.data_qos()),
             self._label_sub,
         ]
         self._source_timers = [self.create_timer(1.0, self._on_overdue)]
@@ -208,9 +208,9 @@ class SourceNode(WorkerNode):
 
     def _subscribe_image(self, choice: str) -> None:
         """Subscribe now, or (qos: auto) follow the camera publishers on the graph."""
-        topic = self.resolve_topic_name("image")
+        topic = self.resolve_topic_name(IMAGE)
         if choice != "auto":
-            self._image_sub = self.create_subscription(Image, "image", self._on_image,
+            self._image_sub = self.create_subscription(Image, IMAGE, self._on_image,
                                                        qos.image_qos(choice))
             return
 
@@ -225,7 +225,7 @@ class SourceNode(WorkerNode):
                 return
             if self._image_sub is not None:
                 self.destroy_subscription(self._image_sub)
-            self._image_sub = self.create_subscription(Image, "image", self._on_image, profile)
+            self._image_sub = self.create_subscription(Image, IMAGE, self._on_image, profile)
             self.get_logger().info(
                 f"{'re-' if current is not None else ''}subscribed to {topic} with "
                 f"{profile.reliability.name.lower()} QoS, matching {len(infos)} publisher(s)")

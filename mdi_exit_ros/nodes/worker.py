@@ -1,16 +1,22 @@
 """The MDI-Exit worker: one lifecycle node per robot (executable `worker`).
 
 A thin adapter between ROS 2 and `mdi_exit_ros.core.WorkerCore` (Alg. 1 and 2, neighbour
-table, task ledger), which it drives unchanged: tasks arrive on `/<id>/tasks` and are acked
-on the sender's `/<sender>/task_acks`; inference runs on a thread of its own; exits go to the
-owning source's `/<source>/exits`; NeighborState goes out on `/mdi/neighbor_state` every
-`state_period` and neighbours' reports come back in. Lifecycle (ros2/demos lifecycle_py):
-configure loads the model, activate starts work, deactivate stops taking tasks and hands the
-queued ones to neighbours, cleanup/shutdown release everything.
+table, task ledger), which it drives unchanged. It runs in namespace `<fleet>/<id>`
+(mdi_exit_ros/topics.py names every topic): tasks arrive on its relative `tasks` and are
+acked on the sender's `<fleet>/<sender>/task_acks`; inference runs on a thread of its own;
+exits go to the owning source's `<fleet>/<source>/exits`; NeighborState goes out on
+`<fleet>/mdi/neighbor_state` every `state_period` and neighbours' reports come back in.
+Lifecycle (ros2/demos lifecycle_py): configure loads the model and starts the inference and
+sender threads, activate starts work, deactivate stops taking tasks and hands the queued ones
+to neighbours, cleanup/shutdown release everything, and an error in any transition is
+answered by on_error, which releases everything too (back to unconfigured). SIGINT and
+SIGTERM run the shutdown transition. No callback of the executor waits on a thread or copies
+a tensor: inference and task encoding run on threads of their own (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
+import queue
 import random
 import signal
 import sys
@@ -22,10 +28,11 @@ from typing import Any
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
+from rclpy.signals import SignalHandlerOptions
 
 from mdi_exit_ros import core
 from mdi_exit_ros.core import health as core_health
@@ -34,27 +41,27 @@ from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerSta
 from mdi_exit_ros.nodes import params
 from mdi_exit_ros.nodes.engine import Engine, Payload
 from mdi_exit_ros.nodes.links import LinkEmulator
-from mdi_exit_ros.nodes.peers import ACKS, EXITS, TASKS, PeerPublishers, peer_topic
+from mdi_exit_ros.nodes.peers import PeerPublishers
+from mdi_exit_ros.topics import (
+    ACKS,
+    EXITS,
+    TASKS,
+    fleet_namespace,
+    peer_topic,
+    robot_namespace,
+    split_namespace,
+    state_topic,
+    stats_topic,
+)
 from mdi_exit_ros.wire import TensorLimits, qos
 
-STATE_TOPIC = "/mdi/neighbor_state"
-STATS_TOPIC = "/mdi/worker_stats"
 TICK_PERIOD = 0.05  # s: ack timeouts, leases, deferred offloads
 ACK_BYTES = 64  # a TaskAck's size on an emulated link (ids, flags, a short reason)
 MAX_TASK_FAILURES = 3  # a task whose inference keeps failing is answered with an error
 MAX_TASK_AGE = 86_400.0  # s: a task's admission stamp further back is a peer's garbage
-
-
-def tasks_topic(worker: str) -> str:
-    return peer_topic(worker, TASKS)
-
-
-def acks_topic(worker: str) -> str:
-    return peer_topic(worker, ACKS)
-
-
-def exits_topic(worker: str) -> str:
-    return peer_topic(worker, EXITS)
+THRESHOLD_PARAMS = ("threshold_source", "exit_threshold", "exit_thresholds")
+THREAD_JOIN = 30.0  # s to wait for the inference / sender thread on cleanup and shutdown
+SIGNAL_POLL = 0.1  # s: how often the main loop looks for SIGINT / SIGTERM
 
 
 def to_seconds(stamp: Any) -> float:
@@ -70,16 +77,19 @@ class WorkerNode(LifecycleNode):
         self.internal_errors = 0  # before super(): it may create timers and subscriptions
         super().__init__(node_name, **kwargs)
         params.declare(self, self.is_source)
-        self.worker_id: str = (self.get_parameter("worker_id").value
-                               or self.get_namespace().strip("/").replace("/", "_")
-                               or self.get_name())
+        # The worker id is the last part of the namespace (<fleet>/<id>): one home for it.
+        self.worker_id: str = split_namespace(self.get_namespace())[1]
+        self.fleet = "/"  # the fleet namespace in force (checked on configure)
         self.lock = threading.RLock()  # guards core, engine use of payloads, counters
         self.core: core.WorkerCore | None = None
         self.engine: Engine | None = None
         self.active = False
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # ends the inference thread (cleanup, shutdown)
+        self._interrupt = threading.Event()  # cuts a running task's emulated slowdown short
         self._thread: threading.Thread | None = None
+        self._outbox: queue.SimpleQueue[tuple[str, core.Task] | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
         self._timers: list[Any] = []
         self._state_timer = None
         self._stats_timer = None
@@ -177,7 +187,7 @@ class WorkerNode(LifecycleNode):
         """Put a validated change into force (the lock is held)."""
         if self.core is None:
             return
-        if name in ("exit_threshold", "exit_thresholds"):
+        if name in THRESHOLD_PARAMS:
             self.core.set_thresholds(self.thresholds_from(current))
         elif name == "output_queue_threshold":
             self.core.t_o = int(value)
@@ -195,14 +205,13 @@ class WorkerNode(LifecycleNode):
             self._links.configure(current["link_delay"], current["link_bandwidth"])
 
     def thresholds_from(self, values: dict[str, Any]) -> core.ExitThresholds:
-        """T_e^k in force: exit_thresholds, else exit_threshold, else the checkpoint's."""
+        """T_e^k in force: those `threshold_source` names (checked to be set)."""
         assert self.engine is not None
-        k = self.engine.num_exits
-        per_exit = values.get("exit_thresholds")
-        if per_exit:
-            return core.ExitThresholds.of(per_exit)
-        if values["exit_threshold"] >= 0.0:
-            return core.ExitThresholds.uniform(k, values["exit_threshold"])
+        source = values["threshold_source"]
+        if source == "exit_thresholds":
+            return core.ExitThresholds.of(values["exit_thresholds"])
+        if source == "exit_threshold":
+            return core.ExitThresholds.uniform(self.engine.num_exits, values["exit_threshold"])
         return core.ExitThresholds.of(self.engine.suggested_thresholds())
 
     @staticmethod
@@ -214,46 +223,74 @@ class WorkerNode(LifecycleNode):
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    def namespace_problem(self, fleet: str) -> str | None:
+        """Why this node cannot take part in fleet `fleet` from its namespace (None if it
+        can): peers send to <fleet>/<id>/tasks, which its relative `tasks` must be."""
+        try:
+            ns = fleet_namespace(fleet)
+        except ValueError as exc:
+            return str(exc)
+        parent, worker = split_namespace(self.get_namespace())
+        if not core.is_worker_id(worker):
+            return (f"namespace {self.get_namespace()!r} does not end in a worker id: run the "
+                    f"node in <fleet>/<robot> (e.g. -r __ns:={robot_namespace(ns, 'robot1')})")
+        if parent != ns:
+            return (f"this node runs in {self.get_namespace()} but its fleet is {ns}: peers "
+                    f"would send to {peer_topic(worker, TASKS, ns)}; set fleet:={parent} "
+                    f"(or run it in {robot_namespace(ns, worker)})")
+        return None
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model and create the queues, topics and estimators."""
         values = self.param_values()
+        problem = self.namespace_problem(values["fleet"])
+        if problem:
+            self.get_logger().error(problem)
+            return TransitionCallbackReturn.FAILURE
+        self.fleet = fleet_namespace(values["fleet"])
         try:
             self.engine = Engine(values["model"], int(values["torch_threads"]), values["device"])
         except (CheckpointError, OSError, ValueError) as exc:
             self.get_logger().error(f"cannot load model {values['model']!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
-        reason = (self.check_parameter("exit_thresholds", values.get("exit_thresholds"), values)
+        reason = (params.check("threshold_source", values["threshold_source"], values)
+                  or self.check_parameter("exit_thresholds", values.get("exit_thresholds"),
+                                          values)
                   or self.check_parameter("service_times", values.get("service_times"), values))
         if reason:
             self.get_logger().error(reason)
             self.engine = None
             return TransitionCallbackReturn.FAILURE
-        seed = int(values["seed"])
+        for unused in {"exit_threshold", "exit_thresholds"} - {values["threshold_source"]}:
+            if values.get(unused) not in (None, []):
+                self.get_logger().warning(f"{unused} is set but not in force: threshold_source "
+                                          f"is {values['threshold_source']}")
         self.core = core.WorkerCore(
             self.worker_id, self.engine.model_id, self.thresholds_from(values),
-            rng=random.Random(None if seed < 0 else seed),
+            rng=random.Random(values["seed"]),  # unset (None): a seed from the OS
             t_o=int(values["output_queue_threshold"]),
             lease=float(values["neighbor_lease"]),
             allowed=self.allowed_from(values["neighbors"]),
             lifecycle_state="inactive")
         self.limits = TensorLimits(max_bytes=int(values["max_tensor_bytes"]))
         self._pubs = {
-            "state": self.create_publisher(NeighborState, STATE_TOPIC, qos.state_qos()),
-            "stats": self.create_publisher(WorkerStats, STATS_TOPIC, qos.state_qos()),
+            "state": self.create_publisher(NeighborState, state_topic(self.fleet),
+                                           qos.state_qos()),
+            "stats": self.create_publisher(WorkerStats, stats_topic(self.fleet),
+                                           qos.state_qos()),
         }
-        self._peers = PeerPublishers(self, qos.data_qos())
-        self._subs = [
-            self.create_subscription(Task, tasks_topic(self.worker_id), self._on_task,
-                                     qos.data_qos()),
-            self.create_subscription(TaskAck, acks_topic(self.worker_id), self._on_ack,
-                                     qos.data_qos()),
-            self.create_subscription(NeighborState, STATE_TOPIC, self._on_neighbor_state,
-                                     qos.state_qos()),
+        self._peers = PeerPublishers(self, qos.data_qos(), fleet=self.fleet)
+        self._subs = [  # own inbound topics: relative, in <fleet>/<id>
+            self.create_subscription(Task, TASKS, self._on_task, qos.data_qos()),
+            self.create_subscription(TaskAck, ACKS, self._on_ack, qos.data_qos()),
+            self.create_subscription(NeighborState, state_topic(self.fleet),
+                                     self._on_neighbor_state, qos.state_qos()),
         ]
         self._links = LinkEmulator(self._publish_now)
         self._links.configure(values["link_delay"], values["link_bandwidth"])
         self._timers = [self.create_timer(TICK_PERIOD, self._on_tick)]
         self._restart_stats_timer(float(values["stats_period"]))
+        self._start_threads()
         self.get_logger().info(
             f"configured {self.worker_id}: model {self.engine.model_id} with "
             f"{self.engine.num_exits} exits, thresholds {self.core.thresholds.values}, "
@@ -261,26 +298,29 @@ class WorkerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the inference thread and the NeighborState reports."""
+        """Let the inference thread take tasks; start the NeighborState reports."""
+        self._interrupt.clear()
+        self._progress_at = time.monotonic()
         with self.lock:
             self.core.lifecycle_state = core.ACTIVE
             self.active = True
-        self._stop.clear()
-        self._progress_at = time.monotonic()
-        self._thread = threading.Thread(target=self._inference_loop, name="inference",
-                                        daemon=True)
-        self._thread.start()
+        self._wake.set()
         self._restart_state_timer(float(self.param("state_period")))
         self.publish_state()
         self.get_logger().info(f"{self.worker_id} active")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop taking tasks; hand the queued ones to live neighbours (or their sources)."""
+        """Stop taking tasks; hand the queued ones to live neighbours (or their sources).
+
+        Nothing waits here for the task the inference thread may be running: it finishes on
+        that thread (its emulated slowdown cut short), and what it leaves queued is handed
+        off by the next tick (`_on_tick`), like anything else queued while inactive.
+        """
         with self.lock:
             self.active = False
             self.core.lifecycle_state = "inactive"
-        self._stop_inference()
+        self._interrupt.set()
         self.publish_state()
         self._hand_off_queued()
         self.get_logger().info(f"{self.worker_id} inactive")
@@ -288,17 +328,50 @@ class WorkerNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release topics, timers and the model."""
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything whatever the state."""
-        self.active = False
         self._stop_inference()
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything whatever the state (also what SIGINT / SIGTERM run)."""
+        self._stop_inference()  # first: a subclass releases its own topics before ours
+        self._release()
+        self.get_logger().info(f"{self.worker_id} shut down from {state.label}: threads "
+                               f"stopped, topics, timers and model released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised or returned ERROR: release everything, back to unconfigured
+        (FAILURE, i.e. finalized, only if even that fails)."""
+        self.get_logger().error(f"{self.worker_id}: error in a transition from "
+                                f"{state.label}; releasing everything")
+        try:
+            self._stop_inference()
+            self._release()
+        except Exception as exc:  # noqa: BLE001 - report it; the state machine finalizes
+            self.get_logger().error(f"{self.worker_id}: release after the error failed: "
+                                    f"{exc!r}")
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f"{self.worker_id} released after the error: unconfigured")
+        return TransitionCallbackReturn.SUCCESS
+
+    def shut_down(self) -> None:
+        """SIGINT / SIGTERM: the shutdown transition from whatever primary state the node is
+        in (on_shutdown releases everything); if the state machine cannot take it (already
+        finalized, or a transition in progress), release directly."""
+        try:
+            if self.trigger_shutdown() == TransitionCallbackReturn.SUCCESS:
+                return
+        except Exception as exc:  # noqa: BLE001 - RCLError: no shutdown from this state
+            self.get_logger().info(f"no shutdown transition ({exc}); releasing directly")
+        self._stop_inference()
+        self._release()
+
     def _release(self) -> None:
+        """Release in a safe order: the inference thread, timers (no new callbacks), the
+        sender thread, the link thread, then the publishers they use, subscriptions, the
+        model."""
+        self._stop_inference()
         if self.core is not None and not self.core.idle():
             held = len(self.core.held())
             self.get_logger().warning(
@@ -308,7 +381,9 @@ class WorkerNode(LifecycleNode):
                                      if t is not None]:
             self.destroy_timer(timer)
         self._timers, self._state_timer, self._stats_timer = [], None, None
-        # The link thread publishes through the peers' publishers: stop it before them.
+        # The sender thread sends through the link emulator, and the link thread publishes
+        # through the peers' publishers: stop them in that order, before the publishers.
+        self._stop_sender()
         if self._links is not None:
             self._links.close()
         self._links = None
@@ -332,12 +407,53 @@ class WorkerNode(LifecycleNode):
             self.destroy_timer(self._stats_timer)
         self._stats_timer = self.create_timer(period, self.publish_stats)
 
+    def _start_threads(self) -> None:
+        """The inference thread (it takes tasks only while active) and the sender thread,
+        for the configured lifetime of the node."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._inference_loop, name="inference",
+                                        daemon=True)
+        self._thread.start()
+        self._outbox = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._sender_loop, args=(self._outbox,),
+                                        name="sender", daemon=True)
+        self._sender.start()
+
     def _stop_inference(self) -> None:
+        """End the inference thread after its running task (cleanup, shutdown, error)."""
+        self.active = False
         self._stop.set()
+        self._interrupt.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30.0)
+            self._thread.join(timeout=THREAD_JOIN)
         self._thread = None
+
+    def _stop_sender(self) -> None:
+        """End the sender thread; tasks it had not sent stay held by the ledger until released
+        (their sources admit those frames again when they go overdue)."""
+        if self._sender is not None:
+            self._outbox.put(None)
+            self._sender.join(timeout=THREAD_JOIN)
+        self._sender = None
+
+    def _sender_loop(self, outbox: queue.SimpleQueue) -> None:
+        """Encode tasks for the wire and hand them to the link emulator, off the executor.
+
+        The copy of a task's tensor into its message (`task_message`) is the one tensor copy
+        a worker makes per offload; here it never holds up a callback or the lock.
+        """
+        while True:
+            item = outbox.get()
+            if item is None:
+                return
+            receiver, task = item
+            try:
+                links = self._links
+                if links is not None:
+                    links.send(receiver, self.task_message(task), task.size_bytes)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any error
+                self._internal_error(f"sending a task to {receiver}: {exc!r}")
 
     # -- inference (own thread) ---------------------------------------------------------
 
@@ -364,7 +480,7 @@ class WorkerNode(LifecycleNode):
         try:
             service = self.param("service_times")
             run = self.engine.run(task.task_index, payload, self.param("compute_slowdown"),
-                                  self.param("confidence"), self._stop,
+                                  self.param("confidence"), self._interrupt,
                                   service[task.task_index - 1] if service else None)
         except Exception as exc:  # noqa: BLE001 - a bad task must not kill the worker
             self._task_failed(task, exc)
@@ -428,12 +544,13 @@ class WorkerNode(LifecycleNode):
     # -- tasks out ----------------------------------------------------------------------
 
     def send_tasks(self, sends: list[tuple[str, core.Task]], resent: bool = False) -> None:
-        """Transmit tasks; offloads count per neighbour, re-sends of one (ack timeout) not:
-        on a slow link they would make the neighbour look like a favourite."""
+        """Queue tasks for the sender thread, which encodes and sends them in order. Offloads
+        count per neighbour, re-sends of one (ack timeout) not: on a slow link they would
+        make the neighbour look like a favourite."""
         for receiver, task in sends:
             if not resent:
                 self._offloads_to[receiver] += 1
-            self._links.send(receiver, self.task_message(task), task.size_bytes)
+            self._outbox.put((receiver, task))
 
     def task_message(self, task: core.Task) -> Task:
         """The wire form of a task; its tensor is encoded once and kept for re-sends."""
@@ -650,24 +767,32 @@ class WorkerNode(LifecycleNode):
 
 
 def run_node(node_class: type[WorkerNode], argv: list[str] | None = None) -> int:
-    """Spin a lifecycle node until SIGINT; shut it down cleanly."""
-    rclpy.init(args=argv)
+    """Spin a lifecycle node until SIGINT or SIGTERM, then run its shutdown transition.
+
+    rclpy's own signal handler would shut the context down at once, and a node without a
+    context cannot publish its transition or release in order; so the signals only set a
+    flag here, which the spin loop looks at every SIGNAL_POLL seconds. A second signal
+    (`ros2 launch` forwards a terminal Ctrl-C that the process group also got) changes
+    nothing.
+    """
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     node = node_class()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        # `ros2 launch` forwards a terminal Ctrl-C that the process group also got: a
-        # second SIGINT must not interrupt the cleanup below.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except RuntimeError:
-        # A message taken while SIGINT shuts the context down can fail to convert; that is
-        # the shutdown, not an error. Anything else is.
-        if rclpy.ok():
-            raise
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    finally:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=SIGNAL_POLL)
+        node.get_logger().info("signal received: shutting down")
+        node.shut_down()
+    except ExternalShutdownException:  # the context was shut down from elsewhere
         node.active = False
         node._stop_inference()
+        node._stop_sender()
+    finally:
+        executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

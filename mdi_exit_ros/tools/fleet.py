@@ -1,15 +1,16 @@
 """`mdi-exit fleet <topology>`: start a whole fleet as processes, without `ros2 launch`.
 
 It reads the same topology YAML as the launch files (through tools.fleet_spec) and starts
-the same nodes: one worker (or source) per robot in namespace /<robot>, configured and then
-activated through the standard lifecycle services, and an image player per source. It runs
-until --duration has passed or it gets SIGINT/SIGTERM (Ctrl-C), which it forwards to its
-children (each runs in a session of its own), and prints a SUMMARY gathered from
-/mdi/worker_stats and /<source>/classification.
+the same nodes: one worker (or source) per robot in namespace <fleet>/<robot> (--fleet, default
+/), configured and then activated through the standard lifecycle services, and an image
+player per source. It runs until --duration has passed or it gets SIGINT/SIGTERM (Ctrl-C),
+which it forwards to its children (each runs in a session of its own), and prints a SUMMARY
+gathered from <fleet>/mdi/worker_stats and <fleet>/<source>/classification.
 
     mdi-exit fleet mesh3 --duration 60
     mdi-exit fleet config/topologies/mesh5.yaml --set robot2.compute_slowdown=2.0 --monitor
     mdi-exit fleet mesh5 --only robot3,robot4 --respawn   # part of a fleet, on this computer
+    mdi-exit fleet mesh3 --fleet /site_a   # a second fleet on the same ROS_DOMAIN_ID
 
 A node that exits while the fleet runs is a departure: logged, counted in the summary, and
 restarted to active with --respawn; the rest of the fleet goes on.
@@ -37,6 +38,7 @@ from mdi_exit_ros.data.registry import add_data_dir_argument, apply_data_dir
 from mdi_exit_ros.tools import fleet_spec
 from mdi_exit_ros.tools.fleet_spec import NodeSpec, Override
 from mdi_exit_ros.tools.monitor import FleetView, render
+from mdi_exit_ros.topics import DEFAULT_FLEET, fleet_namespace
 from mdi_exit_ros.topology import Topology, TopologyError, load_topology, resolve_topology
 
 # WorkerStats fields a --record keeps per report (after the time it arrived)
@@ -70,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "--set '*.torch_threads=2' (every worker).")
     p.add_argument("topology", help="shipped topology name (local, mesh2, mesh3, circular3, "
                                     "mesh5) or a topology YAML file")
+    p.add_argument("--fleet", default=DEFAULT_FLEET, metavar="NAMESPACE",
+                   help="fleet namespace: robots run in NAMESPACE/<robot> and report on "
+                        "NAMESPACE/mdi/*, so fleets under different namespaces share a ROS "
+                        "domain without seeing each other (default: /)")
     p.add_argument("--only", metavar="ROBOT[,ROBOT...]",
                    help="start only these robots of the topology (the others run on other "
                         "computers of the same ROS_DOMAIN_ID); default: all")
@@ -116,6 +122,7 @@ class Options:
     params_file: Path | None
     duration: float | None
     log_dir: Path | None
+    fleet: str = DEFAULT_FLEET  # the fleet namespace (normalised)
     monitor: bool = False
     respawn: int = 0  # restarts per robot (0: a robot that leaves stays gone)
     startup_timeout: float = 180.0
@@ -153,9 +160,11 @@ def parse_options(argv: list[str]) -> Options:
     if a.only is not None and not a.only.strip(" ,"):
         raise ValueError("--only needs robot names (e.g. --only robot1,robot2)")
     robots = fleet_spec.select_robots(topology, a.only)
-    workers = fleet_spec.worker_specs(topology, a.model, overrides, a.camera_topic, robots)
+    fleet = fleet_namespace(a.fleet)
+    workers = fleet_spec.worker_specs(topology, a.model, overrides, a.camera_topic, robots,
+                                      fleet)
     players = [] if (a.no_player or a.camera_topic) else \
-        fleet_spec.player_specs(topology, a.dataset, a.rate, robots)
+        fleet_spec.player_specs(topology, a.dataset, a.rate, robots, fleet)
     elsewhere = sorted({o.worker for o in overrides} - {"*", *robots})
     if elsewhere:
         warnings.append(f"--set for {', '.join(elsewhere)} ignored: not started here (--only)")
@@ -163,7 +172,8 @@ def parse_options(argv: list[str]) -> Options:
         warnings.append("--dataset/--rate ignored: no image player is started")
     return Options(topology=topology, robots=robots, workers=workers, players=players,
                    params_file=params_file, duration=a.duration,
-                   log_dir=Path(a.log_dir) if a.log_dir else None, monitor=a.monitor,
+                   log_dir=Path(a.log_dir) if a.log_dir else None, fleet=fleet,
+                   monitor=a.monitor,
                    respawn=a.respawn,
                    startup_timeout=a.startup_timeout, shutdown_timeout=a.shutdown_timeout,
                    verbose=a.verbose, warnings=warnings,
@@ -416,17 +426,21 @@ class Fleet:
     def make_node(self) -> None:
         from rclpy.node import Node
 
+        from mdi_exit_ros import topics
         from mdi_exit_ros.msg import ExitResult, FrameLabel, NeighborState, WorkerStats
         from mdi_exit_ros.wire.qos import data_qos, state_qos
 
-        self.node = node = Node("mdi_fleet")
-        node.create_subscription(WorkerStats, "/mdi/worker_stats", self.on_stats, state_qos())
-        node.create_subscription(NeighborState, "/mdi/neighbor_state", self.view.on_state,
+        fleet = self.opts.fleet
+        self.node = node = Node("mdi_fleet", namespace=fleet)
+        node.create_subscription(WorkerStats, topics.stats_topic(fleet), self.on_stats,
+                                 state_qos())
+        node.create_subscription(NeighborState, topics.state_topic(fleet), self.view.on_state,
                                  state_qos())
         for src in (s for s in self.opts.topology.sources if s in self.opts.robots):
-            node.create_subscription(FrameLabel, f"/{src}/image_label",
+            node.create_subscription(FrameLabel, topics.peer_topic(src, topics.IMAGE_LABEL, fleet),
                                      lambda m, s=src: self.on_label(s, m), data_qos())
-            node.create_subscription(ExitResult, f"/{src}/classification",
+            node.create_subscription(ExitResult,
+                                     topics.peer_topic(src, topics.CLASSIFICATION, fleet),
                                      lambda m, s=src: self.on_result(s, m), data_qos())
 
     @staticmethod
@@ -600,7 +614,8 @@ class Fleet:
         deadline = time.monotonic() + o.startup_timeout
         here = "" if list(o.robots) == list(o.topology.workers) else \
             f"; this process runs only {', '.join(o.robots)}"
-        self.say(f"topology {o.topology.name}: {', '.join(o.topology.workers)} "
+        in_fleet = "" if o.fleet == DEFAULT_FLEET else f" in fleet {o.fleet}"
+        self.say(f"topology {o.topology.name}{in_fleet}: {', '.join(o.topology.workers)} "
                  f"(sources {', '.join(o.topology.sources)}){here}; logs in {self.log_dir}")
         for w in o.warnings:
             self.say(f"warning: {w}")
@@ -665,7 +680,8 @@ class Fleet:
             if self.opts.monitor and time.monotonic() >= next_draw:
                 next_draw += 1.0
                 self.out.write("\x1b[H\x1b[J" + render(
-                    self.view, title=f"mdi-exit fleet {self.opts.topology.name}"))
+                    self.view, title=f"mdi-exit fleet {self.opts.topology.name}",
+                    fleet=self.opts.fleet))
                 self.out.flush()
         self.stopped_at = time.monotonic()
         return self.stopped_at - start

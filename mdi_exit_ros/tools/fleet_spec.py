@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 
 from mdi_exit_ros.nodes.params import WORKER_PARAMS, is_double, is_double_array
+from mdi_exit_ros.topics import DEFAULT_FLEET, IMAGE, NODE_NAME, fleet_namespace, robot_namespace
 from mdi_exit_ros.topology import Topology, TopologyError, config_dir
 
 PACKAGE = "mdi_exit_ros"
-NODE_NAME = "worker"  # every robot's worker (or source) node: /<robot>/worker
 PLAYER_NAME = "image_player"
 # executable name (lib/mdi_exit_ros/<exe>, `ros2 run`) -> module run by it
 MODULES: dict[str, str] = {
@@ -54,14 +54,15 @@ class NodeSpec:
     parameters: dict[str, Any]
     remappings: tuple[tuple[str, str], ...] = ()
     lifecycle: bool = True
+    fleet: str = DEFAULT_FLEET  # the fleet namespace; the node runs in <fleet>/<robot>
 
     @property
     def namespace(self) -> str:
-        return f"/{self.robot}"
+        return robot_namespace(self.fleet, self.robot)
 
     @property
     def full_name(self) -> str:
-        return f"/{self.robot}/{self.name}"
+        return f"{self.namespace}/{self.name}"
 
     @property
     def module(self) -> str:
@@ -145,13 +146,15 @@ def select_robots(topology: Topology, only: str | Iterable[str] | None) -> tuple
 def worker_specs(topology: Topology, model: str | None = None,
                  overrides: Iterable[Override] = (),
                  camera_topic: str | None = None,
-                 robots: Iterable[str] | None = None) -> list[NodeSpec]:
+                 robots: Iterable[str] | None = None,
+                 fleet: str = DEFAULT_FLEET) -> list[NodeSpec]:
     """The worker / source node of every robot (or of `robots`, see `select_robots`), in the
-    topology's order.
+    topology's order, in fleet namespace `fleet` (ValueError if it is not one).
 
     With `camera_topic`, each source's relative `image` subscription is remapped to it.
     """
     chosen = select_robots(topology, robots)
+    fleet = fleet_namespace(fleet)
     overrides = list(overrides)
     for o in overrides:
         if o.worker != "*" and o.worker not in topology.workers:
@@ -159,7 +162,8 @@ def worker_specs(topology: Topology, model: str | None = None,
                                 f"of topology {topology.name!r} ({', '.join(topology.workers)})")
     specs = []
     for w in chosen:
-        params: dict[str, Any] = {}
+        # the default fleet is the node's own default: command lines stay as they were
+        params: dict[str, Any] = {} if fleet == DEFAULT_FLEET else {"fleet": fleet}
         if model:
             params["model"] = model
         params.update(topology.node_parameters(w))
@@ -167,18 +171,21 @@ def worker_specs(topology: Topology, model: str | None = None,
             if o.worker in ("*", w):
                 params[o.name] = o.value
         source = topology.is_source(w)
-        remaps = (("image", camera_topic),) if source and camera_topic else ()
+        remaps = ((IMAGE, camera_topic),) if source and camera_topic else ()
         specs.append(NodeSpec(robot=w, executable="source" if source else "worker",
-                              name=NODE_NAME, parameters=coerce(params), remappings=remaps))
+                              name=NODE_NAME, parameters=coerce(params), remappings=remaps,
+                              fleet=fleet))
     return specs
 
 
 def player_specs(topology: Topology, dataset: str | None = None,
                  rate: float | None = None,
-                 robots: Iterable[str] | None = None) -> list[NodeSpec]:
+                 robots: Iterable[str] | None = None,
+                 fleet: str = DEFAULT_FLEET) -> list[NodeSpec]:
     """An image player in the namespace of every source (of those among `robots`), from the
     topology's `player`."""
     chosen = select_robots(topology, robots)
+    fleet = fleet_namespace(fleet)
     params: dict[str, Any] = {**PLAYER_DEFAULTS, **topology.player}
     if dataset:
         params["dataset"] = dataset
@@ -191,7 +198,7 @@ def player_specs(topology: Topology, dataset: str | None = None,
     params.setdefault("shuffle", not str(params.get("dataset", "")).startswith("video:"))
     params = coerce(params, PLAYER_DOUBLES, ())
     return [NodeSpec(robot=s, executable="image_player", name=PLAYER_NAME,
-                     parameters=dict(params), lifecycle=False)
+                     parameters=dict(params), lifecycle=False, fleet=fleet)
             for s in topology.sources if s in chosen]
 
 

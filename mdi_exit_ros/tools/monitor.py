@@ -1,7 +1,8 @@
 """`mdi-exit monitor`: a live terminal view of a running fleet, and its /diagnostics.
 
-Everything shown comes from the fleet's topics: `/mdi/worker_stats` (every worker's
-counters, ~1 Hz) and `/mdi/neighbor_state` (queues and lifecycle state, ~5 Hz). Per worker:
+Everything shown comes from the fleet's topics: `<fleet>/mdi/worker_stats` (every worker's
+counters, ~1 Hz) and `<fleet>/mdi/neighbor_state` (queues and lifecycle state, ~5 Hz; the
+fleet namespace is `--fleet`, default `/`). Per worker:
 lifecycle state, I_n, O_n, Gamma_n, tasks run, offloads sent/received and exits per exit
 point; per source: admitted frames/s, mu (rate mode) or T_e (threshold mode), accuracy so
 far and latency p50/p95. The same numbers go to `/diagnostics` (one DiagnosticStatus per
@@ -25,12 +26,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mdi_exit_ros.topics import DEFAULT_FLEET, fleet_namespace, state_topic, stats_topic
+
 STALE_AFTER = 3.0  # s without WorkerStats: the worker is STALE
 WARN_AFTER = 2.0  # s without WorkerStats: late (WARN)
 DEFAULT_T_O = 50  # T_O, output queue threshold (paper Sec. V)
 RATE_WINDOW = 5.0  # s of history for the admitted frames/s
-STATS_TOPIC = "/mdi/worker_stats"
-STATE_TOPIC = "/mdi/neighbor_state"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
@@ -163,12 +164,13 @@ def worker_status(e: WorkerEntry, now: float, t_o: int = DEFAULT_T_O,
 
 
 def render(view: FleetView, now: float | None = None, t_o: int = DEFAULT_T_O,
-           stale_after: float = STALE_AFTER, title: str = "MDI-Exit fleet") -> str:
+           stale_after: float = STALE_AFTER, title: str = "MDI-Exit fleet",
+           fleet: str = DEFAULT_FLEET) -> str:
     """The monitor's screen as text: a worker table and a source table."""
     now = time.monotonic() if now is None else now
     lines = [f"{title}  workers: {len(view.workers)}  {time.strftime('%H:%M:%S')}"]
     if not view.workers:
-        return "\n".join(lines + [f"(waiting for {STATS_TOPIC})"]) + "\n"
+        return "\n".join(lines + [f"(waiting for {stats_topic(fleet)})"]) + "\n"
     rows = []
     for e in view.ordered():
         level, _ = worker_status(e, now, t_o, stale_after)
@@ -275,7 +277,7 @@ def to_diagnostic_array(entries: Iterable[DiagnosticEntry], stamp: Any = None) -
 
 
 def _make_node(view: FleetView, period: float, t_o: int, stale_after: float,
-               on_tick: Any) -> Any:
+               on_tick: Any, fleet: str = DEFAULT_FLEET) -> Any:
     """The ROS side: subscriptions feeding `view`, /diagnostics, a timer calling on_tick."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
@@ -287,9 +289,11 @@ def _make_node(view: FleetView, period: float, t_o: int, stale_after: float,
         """Subscribes to the fleet's state and stats, publishes /diagnostics."""
 
         def __init__(self) -> None:
-            super().__init__("mdi_monitor")
-            self.create_subscription(WorkerStats, STATS_TOPIC, view.on_stats, state_qos())
-            self.create_subscription(NeighborState, STATE_TOPIC, view.on_state, state_qos())
+            super().__init__("mdi_monitor", namespace=fleet)
+            self.create_subscription(WorkerStats, stats_topic(fleet), view.on_stats,
+                                     state_qos())
+            self.create_subscription(NeighborState, state_topic(fleet), view.on_state,
+                                     state_qos())
             self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC,
                                                      reliable(10))
             self.create_timer(period, self.tick)
@@ -330,10 +334,11 @@ def snapshot(node: Any, view: FleetView, args: argparse.Namespace) -> int:
             break  # one more stats period, so that every worker has reported
     seen = view.with_stats()
     if not seen:
-        print(f"no WorkerStats on {STATS_TOPIC} within {args.wait:g} s", file=sys.stderr)
+        print(f"no WorkerStats on {stats_topic(args.fleet)} within {args.wait:g} s",
+              file=sys.stderr)
         return 1
-    print(render(view, t_o=args.output_queue_threshold, stale_after=args.stale_after),
-          flush=True)
+    print(render(view, t_o=args.output_queue_threshold, stale_after=args.stale_after,
+                 fleet=args.fleet), flush=True)
     if args.expect and len(seen) < args.expect:
         print(f"only {len(seen)} of {args.expect} workers reported within {args.wait:g} s",
               file=sys.stderr)
@@ -372,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diagnostics-subscribers", type=int, default=0, metavar="N",
                         help="--once: publish /diagnostics only once N subscribers matched "
                         "(within --wait) and fail unless they acknowledged it")
+    parser.add_argument("--fleet", default=DEFAULT_FLEET, metavar="NAMESPACE",
+                        help="the fleet namespace to watch (default: /)")
     parser.add_argument("--period", type=float, default=1.0, help="refresh period (s)")
     parser.add_argument("--output-queue-threshold", type=int, default=DEFAULT_T_O,
                         help="T_O: warn when a worker's O_n exceeds it")
@@ -382,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--period and --stale-after must be positive, --wait non-negative")
     if args.expect < 0 or args.diagnostics_subscribers < 0:
         parser.error("--expect and --diagnostics-subscribers must not be negative")
+    try:
+        args.fleet = fleet_namespace(args.fleet)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     view = FleetView()
     tty = sys.stdout.isatty() and not args.once and os.environ.get("TERM") != "dumb"
@@ -389,12 +400,14 @@ def main(argv: list[str] | None = None) -> int:
     def draw() -> None:
         if args.once:
             return
-        text = render(view, t_o=args.output_queue_threshold, stale_after=args.stale_after)
+        text = render(view, t_o=args.output_queue_threshold, stale_after=args.stale_after,
+                      fleet=args.fleet)
         sys.stdout.write(("\x1b[H\x1b[J" + text) if tty else text + "\n")
         sys.stdout.flush()
 
     rclpy.init(args=args_in)
-    node = _make_node(view, args.period, args.output_queue_threshold, args.stale_after, draw)
+    node = _make_node(view, args.period, args.output_queue_threshold, args.stale_after, draw,
+                      args.fleet)
     try:
         if not args.once:
             rclpy.spin(node)
