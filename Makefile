@@ -82,7 +82,7 @@ $(JAZZY_VENV)/.deps-stamp: pyproject.toml requirements/jazzy.txt
 
 install-jazzy: $(JAZZY_VENV)/.deps-stamp
 	$(JAZZY_PIP) install --no-build-isolation --no-deps -C build-dir=build/jazzy .
-	$(JAZZY_PY) -c "import rclpy.lifecycle, mdi_exit_ros.msg; print('Jazzy install OK')"
+	$(JAZZY_PY) -P -c "import rclpy.lifecycle, mdi_exit_ros.msg; print('Jazzy install OK')"
 
 test-jazzy: install-jazzy data
 	cd test && ../$(JAZZY_VENV)/bin/pytest
