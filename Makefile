@@ -16,7 +16,7 @@ DEMO_RATE ?= 50
 DEMO_FLAGS = --rate $(DEMO_RATE) $(foreach r,1 2 3 4 5,--set robot$(r).compute_slowdown=$(DEMO_SLOWDOWN))
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test install venv data lint bench mutation clean fuzz soak
+.PHONY: demo test install venv data lint bench mutation clean fuzz soak test-jazzy install-jazzy
 
 # The 5-robot mesh of the paper on this machine, fed Fashion-MNIST by the image player, with
 # the live monitor; it stops after DEMO_SECONDS and prints the fleet's summary.
@@ -69,6 +69,32 @@ venv: $(VENV)/.deps-stamp
 
 install: venv
 	$(PIP) install --no-build-isolation ".[test]"
+
+# ROS 2 Jazzy (LTS): the same package built and tested against the ros-jazzy-* wheels, in a
+# venv of its own ($(JAZZY_VENV)) and a CMake build folder of its own (build/jazzy). The ros-*
+# pins come from requirements/jazzy.txt, everything else from pyproject.toml (the package goes
+# in with --no-deps: its own ros-* pins are Kilted's). Not part of `make test`: it builds a
+# second environment (~3 min) and runs the suite again (see docs/TESTING.md).
+JAZZY_VENV ?= .venv-jazzy
+JAZZY_PY := $(JAZZY_VENV)/bin/python
+JAZZY_PIP := $(JAZZY_PY) -m pip --disable-pip-version-check
+
+$(JAZZY_VENV)/.deps-stamp: pyproject.toml requirements/jazzy.txt
+	test -x $(JAZZY_PY) || $(PYTHON) -m venv $(JAZZY_VENV)
+	$(JAZZY_PIP) install --upgrade "pip>=23.1"
+	$(JAZZY_PY) -c "import tomllib; t = tomllib.load(open('pyproject.toml', 'rb')); \
+	  reqs = t['build-system']['requires'] + t['project']['dependencies'] + \
+	    t['project']['optional-dependencies']['test']; \
+	  print('\n'.join(r for r in reqs if not r.startswith('ros-')))" > $(JAZZY_VENV)/non-ros-requirements.txt
+	$(JAZZY_PIP) install -r $(JAZZY_VENV)/non-ros-requirements.txt -r requirements/jazzy.txt
+	touch $@
+
+install-jazzy: $(JAZZY_VENV)/.deps-stamp
+	$(JAZZY_PIP) install --no-build-isolation --no-deps -C build-dir=build/jazzy .
+	$(JAZZY_PY) -P -c "import rclpy.lifecycle, mdi_exit_ros.msg; print('Jazzy install OK')"
+
+test-jazzy: install-jazzy data
+	cd test && ../$(JAZZY_VENV)/bin/pytest
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist (the demo's feed). Tests skip
 # what needs it when it is missing and apt cannot install it.

@@ -67,6 +67,102 @@ def test_load_cifar10_with_cache(tmp_path, monkeypatch):
         load_cifar10("val", tmp_path)
 
 
+def _cifar_record(label: int, img: np.ndarray) -> bytes:
+    """One record of CIFAR-10's binary version, as its page describes it: the label byte,
+    then the red, green and blue planes of the 32x32 image, each row by row."""
+    return bytes([label]) + b"".join(img[:, :, c].tobytes() for c in range(3))
+
+
+def _cifar_binary(root, split_sizes: dict[str, int], seed: int = 2):
+    """A tiny cifar-10-batches-bin/ folder in the real layout; the arrays each file holds."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    written = {}
+    for name, n in split_sizes.items():
+        imgs = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        labels = rng.integers(0, 10, n)
+        (folder / name).write_bytes(b"".join(
+            _cifar_record(int(y), x) for x, y in zip(imgs, labels, strict=True)))
+        written[name] = (imgs, labels)
+    (folder / "batches.meta.txt").write_text("\n".join(CIFAR10_CLASSES) + "\n")
+    return folder, written
+
+
+_ALL_BATCHES = {**{f"data_batch_{i}.bin": 2 for i in range(1, 6)}, "test_batch.bin": 3}
+
+
+def test_cifar10_binary_layout_under_the_data_root(tmp_path, monkeypatch):
+    from mdi_exit_ros.data import registry
+
+    monkeypatch.setenv(registry.DATA_ENV, str(tmp_path / "data"))
+    monkeypatch.delenv("MDI_EXIT_CIFAR10_DIR", raising=False)
+    monkeypatch.setattr(registry, "_REPO", tmp_path / "site" / "pkg")  # no checkout's shared/
+    monkeypatch.chdir(tmp_path)
+    folder, written = _cifar_binary(tmp_path / "data", _ALL_BATCHES)
+    assert registry.dataset_root("cifar10") == folder
+    test = load_dataset("cifar10", "test")
+    imgs, labels = written["test_batch.bin"]
+    assert test.images.shape == (3, 32, 32, 3) and test.images.dtype == np.uint8
+    np.testing.assert_array_equal(test.images, imgs)
+    assert test.labels.tolist() == labels.tolist()
+    assert test.classes == CIFAR10_CLASSES and test.name == "cifar10-test"
+    # the red plane comes first: pixel (row 0, column 1) of image 0 is the record's byte 2
+    raw = (folder / "test_batch.bin").read_bytes()
+    assert test.images[0, 0, 1, 0] == raw[2] and test.images[0, 0, 0, 1] == raw[1 + 1024]
+    train = load_dataset("cifar10", "train")  # the five batches, in order
+    order = [f"data_batch_{i}.bin" for i in range(1, 6)]
+    np.testing.assert_array_equal(train.images, np.concatenate([written[n][0] for n in order]))
+    assert train.labels.tolist() == [int(y) for n in order for y in written[n][1]]
+
+
+def test_cifar10_binary_folder_named_by_its_variable(tmp_path, monkeypatch):
+    """$MDI_EXIT_CIFAR10_DIR may be the batches' folder or the one the archive unpacked into."""
+    from mdi_exit_ros.data.registry import dataset_root
+
+    folder, written = _cifar_binary(tmp_path, {"test_batch.bin": 1})
+    for named in (folder, tmp_path):
+        monkeypatch.setenv("MDI_EXIT_CIFAR10_DIR", str(named))
+        assert dataset_root("cifar10") == folder
+        d = load_dataset("cifar10", "test")
+        np.testing.assert_array_equal(d.images, written["test_batch.bin"][0])
+    with pytest.raises(FileNotFoundError, match="missing data_batch_1.bin, .*data_batch_5.bin"):
+        load_cifar10("train", folder)
+
+
+def test_cifar10_prefers_the_jpeg_tar_when_both_are_there(tmp_path, monkeypatch):
+    monkeypatch.setenv("MDI_EXIT_CACHE", str(tmp_path / "cache"))
+    _cifar_binary(tmp_path, {"test_batch.bin": 4})
+    imgs = {c: [np.zeros((32, 32, 3), dtype=np.uint8)] for c in CIFAR10_CLASSES[:2]}
+    _write_class_tar(tmp_path / "test.tar", "test", imgs)
+    assert len(load_cifar10("test", tmp_path, use_cache=False)) == 2  # the tar's two
+    assert len(load_cifar10("test", tmp_path / "cifar-10-batches-bin")) == 4
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"", "empty file"),
+    (_cifar_record(3, np.zeros((32, 32, 3), np.uint8))[:-5], "not a whole number of 3073-byte"),
+    (_cifar_record(3, np.zeros((32, 32, 3), np.uint8)) * 2 + b"\x01",
+     "2 whole, 1 bytes left over"),
+    (_cifar_record(3, np.zeros((32, 32, 3), np.uint8)) + bytes([10]) + bytes(3072),
+     "record 1 has label 10, not a CIFAR-10 class"),
+    # CIFAR-100's binary version: two label bytes, 3074-byte records
+    (b"\x01\x02" + bytes(3072), "not a whole number of 3073-byte records"),
+])
+def test_cifar10_binary_refuses_truncated_and_malformed_files(tmp_path, content, reason):
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    (folder / "test_batch.bin").write_bytes(content)
+    with pytest.raises(ValueError, match=reason) as err:
+        load_cifar10("test", tmp_path)
+    assert "test_batch.bin" in str(err.value)
+
+
+def test_cifar10_folder_without_either_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no CIFAR-10 here"):
+        load_cifar10("test", tmp_path)
+
+
 def _write_idx(path, arr: np.ndarray, gz: bool = True) -> None:
     header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + b"".join(
         struct.pack(">I", s) for s in arr.shape)

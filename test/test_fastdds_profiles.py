@@ -45,7 +45,8 @@ class Worker:
     def __init__(self, robot: str, profile: Path, log_dir: Path) -> None:
         self.robot, self.log = robot, log_dir / f"{robot}.log"
         self._file = open(self.log, "w")  # noqa: SIM115 - closed in stop()
-        env = {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile),
+        env = {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile),  # Fast DDS 3 (Kilted)
+               "FASTRTPS_DEFAULT_PROFILES_FILE": str(profile),  # Fast DDS 2.14 (Jazzy)
                "RMW_FASTRTPS_USE_QOS_FROM_XML": "1"}
         self.proc = spawn_module(
             "mdi_exit_ros.nodes.worker",

@@ -638,7 +638,7 @@ def test_a_fleet_split_over_two_processes_with_only_works_as_one(tmp_path: Path)
     assert _summary_number(text_a, "classified") > 0
     assert "SUMMARY mesh3: 2 workers reported, sources -" in text_b
     assert "  robots here        robot2, robot3 (only these; robot1 run elsewhere)" in text_b
-    assert re.search(r"tasks run\s+robot2: [1-9]\d*, robot3: [1-9]", text_b), text_b
+    assert re.search(r"tasks run\s+robot2: [1-9]\d* \(\d+%\), robot3: [1-9]", text_b), text_b
     _assert_all_gone(_child_pids(text_a) + _child_pids(text_b))
 
 

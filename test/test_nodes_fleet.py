@@ -90,12 +90,15 @@ def fleet(tmp_path_factory):
 
 def test_lifecycle_refuses_out_of_order_then_comes_up_in_order(tmp_path) -> None:
     """A robot of its own (the module's fleet is already up): refused transitions change
-    nothing, in-order ones bring it up."""
+    nothing and the node lives on (Jazzy's rclpy would raise out of the executor; see
+    nodes/lifecycle_guard.py), in-order ones bring it up."""
     robot = Robot("robot9", False, {"neighbors": ["-"]}, tmp_path)
     driver = Driver()
     try:
         assert driver.state("robot9") == "unconfigured"
         assert not driver.transition("robot9", Transition.TRANSITION_ACTIVATE)
+        assert driver.state("robot9") == "unconfigured"
+        assert not driver.transition("robot9", 99)  # no such transition at all
         assert driver.state("robot9") == "unconfigured"
         driver.bring_up("robot9")
         assert driver.state("robot9") == "active"

@@ -4,7 +4,9 @@ Where a built-in dataset is looked for, first match wins:
 1. its own variable, ``$MDI_EXIT_CIFAR10_DIR`` / ``$MDI_EXIT_FMNIST_DIR`` (the folder itself);
 2. the data root, ``$MDI_EXIT_DATA`` (``--data-dir`` of `mdi-exit train/eval/fleet` sets it),
    by default the per-user data folder ``$XDG_DATA_HOME/mdi_exit_ros`` (usually
-   ``~/.local/share/mdi_exit_ros``), as ``<root>/cifar10-jpeg`` / ``<root>/fashion-mnist``;
+   ``~/.local/share/mdi_exit_ros``), as ``<root>/cifar10-jpeg`` (the JPEG tars) or
+   ``<root>/cifar-10-batches-bin`` (the official binary version, as its archive unpacks) /
+   ``<root>/fashion-mnist``;
 3. a ``shared/data/...`` folder beside the repository or the working directory (a checkout);
 4. for Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package.
 Nothing is downloaded.
@@ -16,20 +18,26 @@ import os
 from pathlib import Path
 
 from .arrays import ImageArrays
-from .cifar10 import load_cifar10
+from .cifar10 import BINARY_BATCHES, BINARY_DIR, load_cifar10
 from .fashion_mnist import load_fashion_mnist
 from .folder import load_image_folder
 
 DATA_ENV = "MDI_EXIT_DATA"
 _REPO = Path(__file__).resolve().parents[2]
-# name: (its own variable, folder name under the data root, further places, a file it has)
+# name: (its own variable, folder names under the data root, further places, files that
+# show the folder holds it: any one of them, in the folder or in the subfolder named by
+# `_SUBFOLDER` for a variable's folder)
 _CANDIDATES = {
-    "cifar10": ("MDI_EXIT_CIFAR10_DIR", "cifar10-jpeg", ["shared/data/cifar10-jpeg"],
-                "test.tar"),
-    "fmnist": ("MDI_EXIT_FMNIST_DIR", "fashion-mnist",
+    "cifar10": ("MDI_EXIT_CIFAR10_DIR", ["cifar10-jpeg", BINARY_DIR],
+                ["shared/data/cifar10-jpeg", f"shared/data/{BINARY_DIR}"],
+                ["test.tar", BINARY_BATCHES["test"][0]]),
+    "fmnist": ("MDI_EXIT_FMNIST_DIR", ["fashion-mnist"],
                ["shared/data/fashion-mnist", "/usr/share/datasets/fashion-mnist"],
-               "t10k-labels-idx1-ubyte.gz"),
+               ["t10k-labels-idx1-ubyte.gz"]),
 }
+# A variable may name the folder an archive was unpacked into (CIFAR-10's binary version
+# unpacks to cifar-10-batches-bin/).
+_SUBFOLDER = {"cifar10": BINARY_DIR}
 
 
 def data_root() -> Path:
@@ -67,12 +75,17 @@ class DatasetUnavailable(FileNotFoundError):
 
 def dataset_root(name: str) -> Path | None:
     """Folder holding the files of a built-in dataset, or None."""
-    env, folder, paths, probe = _CANDIDATES[name]
-    cands = [Path(os.environ[env])] if os.environ.get(env) else []
-    cands.append(data_root() / folder)
+    env, folders, paths, probes = _CANDIDATES[name]
+    cands = []
+    if os.environ.get(env):
+        own = Path(os.environ[env]).expanduser()
+        cands.append(own)
+        if name in _SUBFOLDER:
+            cands.append(own / _SUBFOLDER[name])
+    cands += [data_root() / folder for folder in folders]
     cands += [p for rel in paths for p in _expand(rel)]
     for c in cands:
-        if (c / probe).is_file():
+        if any((c / probe).is_file() for probe in probes):
             return c
     return None
 
@@ -96,9 +109,10 @@ def load_dataset(spec: str, split: str, size: int | None = None,
         raise ValueError(f"unknown dataset {spec!r}: use cifar10, fmnist or folder:<path>")
     root = dataset_root(spec)
     if root is None:
-        env, folder = _CANDIDATES[spec][:2]
+        env, folders = _CANDIDATES[spec][:2]
+        places = " or ".join(str(data_root() / folder) for folder in folders)
         raise DatasetUnavailable(
-            f"{spec} files not found: put them in {data_root() / folder} (the data root is "
+            f"{spec} files not found: put them in {places} (the data root is "
             f"${DATA_ENV} or --data-dir), or set ${env} to their folder")
     if spec == "cifar10":
         return load_cifar10(split, root)

@@ -40,6 +40,7 @@ from mdi_exit_ros.model.checkpoint import CheckpointError
 from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerStats
 from mdi_exit_ros.nodes import params
 from mdi_exit_ros.nodes.engine import Engine, Payload
+from mdi_exit_ros.nodes.lifecycle_guard import refuse_invalid_transitions
 from mdi_exit_ros.nodes.links import LinkEmulator
 from mdi_exit_ros.nodes.peers import PeerPublishers
 from mdi_exit_ros.topics import (
@@ -108,6 +109,7 @@ class WorkerNode(LifecycleNode):
         self._progress_at = time.monotonic()  # a task last finished (or activation)
         self._warned_no_neighbor = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        refuse_invalid_transitions(self, self.refuse)  # Jazzy's rclpy would raise instead
 
     # -- callbacks that never raise -----------------------------------------------------
 
