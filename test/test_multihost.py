@@ -180,7 +180,7 @@ def mesh(tmp_path_factory):
         try:
             context = rclpy.Context()
             rclpy.init(context=context)
-            driver = Driver(context)
+            driver = Driver(context=context)
         finally:
             for k, v in saved.items():
                 if v is None:
