@@ -237,3 +237,21 @@ def test_the_budget_must_be_positive_and_finite(bad) -> None:
     assert rc.latency_budget == 1.0 and rc.params.alpha == 0.2  # nothing changed
     rc.update_params(latency_budget=3.0)
     assert rc.latency_budget == 3.0
+
+
+def test_the_latency_budget_waits_for_the_first_answer() -> None:
+    """Frames still on their way to their first answer say nothing about the fleet's rate:
+    the budget must not end slow start then (3 in flight x 1 s per 'answer' > 2 s)."""
+    rc = RateController(0.5, period=1.0, slow_start=True, counts_frames=True,
+                        latency_budget=2.0)
+    rc.step(0.0, 0, 0)
+    for _ in range(3):
+        rc.on_frame()
+    # doubled (0.25), held at the camera bound (3 frames in 1 s: 1/3 / 1.2)
+    assert rc.step(1.0, 0, 0, in_flight=3).value == pytest.approx(1 / 3 / 1.2)
+    assert not rc.over_budget and rc.slow_starting
+    for _ in range(3):
+        rc.on_frame()
+    rc.on_answer()  # now measured: 1 s per answer, 3 in flight: over the budget
+    assert rc.step(2.0, 0, 0, in_flight=3).value >= 1.0
+    assert rc.over_budget and not rc.slow_starting

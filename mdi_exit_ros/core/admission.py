@@ -264,6 +264,7 @@ class RateController(_PeriodicController):
         # Frames answered since the last step (``on_answer``); None: not reported.
         self._answers: int | None = 0 if counts_frames else None
         self._delivery: float | None = None  # seconds per answered frame, last period
+        self._answered = False  # some period saw an answer
         self._budget = self._check_budget(latency_budget)
         self.over_budget = False  # the last step found in_flight x delivery > the budget
 
@@ -334,15 +335,18 @@ class RateController(_PeriodicController):
         if self._answers is not None and self._last is not None:
             # no answer in a whole period: at most one frame per period is being answered
             self._delivery = max(0.0, now - self._last) / max(1, self._answers)
+            self._answered = self._answered or self._answers > 0
         if self._answers is not None:
             self._answers = 0
         old = self._value
         result = super().step(now, input_len, output_len)
         if result.branch not in (ControlBranch.LOW, ControlBranch.NOT_DUE):
             self._slow_start = False  # the queues reached T_Q1: the fleet's rate is found
+        # the guard acts from the first answer on: before it, the first frames are still on
+        # their way through the fleet, which says nothing about its rate yet
         self.over_budget = bool(
             self._budget is not None and in_flight is not None and self._delivery is not None
-            and in_flight * self._delivery > self._budget)
+            and self._answered and in_flight * self._delivery > self._budget)
         if self.over_budget:
             assert self._delivery is not None
             self._slow_start = False

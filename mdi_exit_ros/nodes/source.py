@@ -336,9 +336,12 @@ class SourceNode(WorkerNode):
                 action = core.overdue_action(len(record.aliases),
                                              self.param("max_readmissions"), self._has_room())
                 if action is core.OverdueAction.READMIT:
+                    # re-admitted and queued under one lock: an answer in between would
+                    # find the frame's image gone (the lock is re-entrant)
                     data_id = self._new_data_id()
                     self.frames.readmit(frame_id, data_id, now,
                                         now + self.param("frame_deadline"))
+                    self._submit(frame_id, data_id, now)
             if action is core.OverdueAction.EXPIRE:
                 self._expire(frame_id)
                 continue
@@ -346,7 +349,6 @@ class SourceNode(WorkerNode):
                 f"frame {frame_id} overdue: admitting it again as data_id {data_id} "
                 f"({self.frames.counters()['overdue']} overdue so far)",
                 throttle_duration_sec=5.0)
-            self._submit(frame_id, data_id, now)
 
     def _expire(self, frame_id: int) -> None:
         """Answer a frame that ran out of deadlines: one result, marked expired, counted."""

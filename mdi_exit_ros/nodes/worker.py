@@ -89,7 +89,7 @@ class WorkerNode(LifecycleNode):
         self._stop = threading.Event()  # ends the inference thread (cleanup, shutdown)
         self._interrupt = threading.Event()  # cuts a running task's emulated slowdown short
         self._thread: threading.Thread | None = None
-        self._outbox: queue.SimpleQueue[tuple[str, core.Task] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[str, core.Task, int] | None] = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
         self._timers: list[Any] = []
         self._state_timer = None
@@ -449,11 +449,21 @@ class WorkerNode(LifecycleNode):
             item = outbox.get()
             if item is None:
                 return
-            receiver, task = item
+            receiver, task, attempt = item
             try:
                 links = self._links
-                if links is not None:
-                    links.send(receiver, self.task_message(task), task.size_bytes)
+                if links is None:
+                    continue
+                self._encode(task)  # the copy, outside the lock
+                with self.lock:
+                    # Still this send? A re-send (ack timeout) or a take-back (receiver
+                    # dead) while it waited here made a new attempt, which replaces it: the
+                    # stale copy must not reach the receiver, or the task would run twice.
+                    entry = self.core.ledger.get(task.key)
+                    if entry is None or entry.receiver != receiver or entry.attempt != attempt:
+                        continue
+                    msg = self.task_message(task)
+                links.send(receiver, msg, task.size_bytes)
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any error
                 self._internal_error(f"sending a task to {receiver}: {exc!r}")
 
@@ -552,12 +562,17 @@ class WorkerNode(LifecycleNode):
         for receiver, task in sends:
             if not resent:
                 self._offloads_to[receiver] += 1
-            self._outbox.put((receiver, task))
+            self._outbox.put((receiver, task, task.attempt))
 
-    def task_message(self, task: core.Task) -> Task:
-        """The wire form of a task; its tensor is encoded once and kept for re-sends."""
+    def _encode(self, task: core.Task) -> None:
+        """Encode a task's tensor for the wire once; kept for re-sends."""
         payload: Payload = task.payload
         payload.data = self.engine.to_wire(task.task_index, payload.data)
+
+    def task_message(self, task: core.Task) -> Task:
+        """The wire form of a task (its tensor encoded by `_encode` if not yet)."""
+        self._encode(task)
+        payload: Payload = task.payload
         msg = Task(source=task.source, data_id=task.data_id, task_index=task.task_index,
                    model_id=self.engine.model_id, sender=self.worker_id,
                    attempt=task.attempt, hops=task.hops, tensor=payload.data,
