@@ -103,3 +103,14 @@ def test_the_switch_applies_to_the_next_admission() -> None:
     w.offload_first_task = True
     w.submit(frame(2), 0.0)
     assert [t.data_id for t in w.output] == [2]
+
+
+def test_a_source_without_neighbours_keeps_first_tasks_in_its_input_queue() -> None:
+    """The `local` topology (neighbors ['-']) with offload_first_task on: O_n has nobody to
+    drain it, so a first task parked there would wait behind newer frames."""
+    w = WorkerCore(
+        "src", "mnv2", ExitThresholds.uniform(K, 0.8), rng=random.Random(0), t_o=T_O,
+        allowed=[], offload_first_task=True)
+    for d in range(8):
+        w.submit(frame(d), 0.0)
+    assert [t.key.data_id for t in w.input] == list(range(8)) and not w.output

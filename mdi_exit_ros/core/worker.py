@@ -351,9 +351,9 @@ class WorkerCore:
         self._refused.pop(dkey, None)
         self._seen.add(dkey)
         admitted_here = task.hops == 0 and sender is None and task.source == self.worker_id
-        if admitted_here and place_first(
+        if admitted_here and self.table.allowed != frozenset() and place_first(
             self.offload_first_task, not self.input, len(self.output), self.t_o
-        ) is Placement.OUTPUT:
+        ) is Placement.OUTPUT:  # (no neighbour at all: O_n would only park it, see complete)
             self.output.append(task)  # Alg. 2 may offload it (first-task offloading)
         else:
             self.input.append(task)
