@@ -56,7 +56,8 @@ NET_ENV = {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4", "ROS_AUTOMATIC_DISCOVERY_RANGE
 HELPER_SLOWDOWN, HOLDING = 30.0, 200.0
 SETTINGS = ["*.stats_period=0.2", "*.torch_threads=1", "robot1.compute_slowdown=20",
             "robot1.exit_thresholds=[1.0,1.0,1.0]", "robot1.frame_deadline=120.0",
-            "robot1.initial_interval=0.005", "robot1.qos=reliable",
+            "robot1.initial_interval=0.005", "robot1.slow_start=false",
+            "robot1.latency_budget=3600.0", "robot1.qos=reliable",
             *(f"{r}.compute_slowdown={HELPER_SLOWDOWN}" for r in HELPERS)]
 CAP = "100kbit"  # tbf rate on robot3's link, both directions (a task is 12-25 kB)
 OUTAGE = 2.0  # s: frames fed after robot3 was dropped, before it is brought back
