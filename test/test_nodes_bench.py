@@ -26,6 +26,7 @@ def test_service_times_pad_every_task_and_overruns_are_counted(tmp_path) -> None
     robot = Robot("robot1", True, {
         "model": str(ckpt), "neighbors": ["-"], "admission_mode": "rate",
         "initial_interval": 0.005, "qos": "reliable", "stats_period": 0.2,
+        "slow_start": False, "latency_budget": 3600.0,  # admit every frame sent
         "exit_thresholds": [1.0, 1.0, 1.0],  # no early exit: every frame runs all 3 tasks
         "service_times": [SERVICE] * 3}, tmp_path)
     driver = Driver()
