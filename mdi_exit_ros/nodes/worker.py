@@ -75,7 +75,10 @@ class WorkerNode(LifecycleNode):
     is_source = False
 
     def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
-        self.internal_errors = 0  # before super(): it may create timers and subscriptions
+        # before super(), which may create timers and subscriptions: counters bumped from the
+        # executor and the inference thread share one lock, so no update is lost
+        self._count_lock = threading.Lock()
+        self.internal_errors = 0
         super().__init__(node_name, **kwargs)
         params.declare(self, self.is_source)
         # The worker id is the last part of the namespace (<fleet>/<id>): one home for it.
@@ -135,13 +138,17 @@ class WorkerNode(LifecycleNode):
 
     def refuse(self, what: str) -> None:
         """Count and log (rate-limited) a message refused before any use."""
-        self.messages_refused += 1
-        self.get_logger().warning(f"refused ({self.messages_refused} so far): {what}",
+        with self._count_lock:
+            self.messages_refused += 1
+            refused = self.messages_refused
+        self.get_logger().warning(f"refused ({refused} so far): {what}",
                                   throttle_duration_sec=5.0)
 
     def _internal_error(self, what: str) -> None:
-        self.internal_errors += 1
-        self.get_logger().error(f"error #{self.internal_errors}, carrying on: {what}",
+        with self._count_lock:
+            self.internal_errors += 1
+            errors = self.internal_errors
+        self.get_logger().error(f"error #{errors}, carrying on: {what}",
                                 throttle_duration_sec=5.0)
 
     # -- parameters ---------------------------------------------------------------------
