@@ -562,12 +562,14 @@ class WorkerNode(LifecycleNode):
 
     # -- tasks out ----------------------------------------------------------------------
 
-    def send_tasks(self, sends: list[tuple[str, core.Task]], resent: bool = False) -> None:
-        """Queue tasks for the sender thread, which encodes and sends them in order. Offloads
-        count per neighbour, re-sends of one (ack timeout) not: on a slow link they would
-        make the neighbour look like a favourite."""
+    def send_tasks(self, sends: list[tuple[str, core.Task]], offload: bool = True) -> None:
+        """Queue tasks for the sender thread, which encodes and sends them in order.
+
+        Alg. 2's offloads count per neighbour (``offload``); re-sends after an ack timeout
+        do not (on a slow link they would make the neighbour look like a favourite), nor do
+        deactivation hand-offs, which ``tasks_evacuated`` counts."""
         for receiver, task in sends:
-            if not resent:
+            if offload:
                 self._offloads_to[receiver] += 1
             self._outbox.put((receiver, task, task.attempt))
 
@@ -602,7 +604,7 @@ class WorkerNode(LifecycleNode):
         with self.lock:
             sends = self.core.evacuate(time.monotonic())
             left = len(self.core.input) + len(self.core.output)
-        self.send_tasks(sends)
+        self.send_tasks(sends, offload=False)
         if left and not self._warned_no_neighbor:
             self._warned_no_neighbor = True
             self.get_logger().warning(
@@ -717,7 +719,7 @@ class WorkerNode(LifecycleNode):
             resends = self.core.tick(now)
             sends = self.core.offload_pass(now) if self.active else []
             handoff = not self.active and bool(self.core.input or self.core.output)
-        self.send_tasks(resends, resent=True)
+        self.send_tasks(resends, offload=False)
         self.send_tasks(sends)
         self._send_done()
         self._peers.flush()
