@@ -60,6 +60,29 @@ def test_service_times_pad_every_task_and_overruns_are_counted(tmp_path) -> None
     assert code == 0, robot.log.read_text()[-2000:]
 
 
+def test_slow_start_begins_at_the_service_times_of_the_profile(tmp_path) -> None:
+    """With a device profile the source's first mu is what one robot of that profile needs
+    per frame (the sum of the service times: no early exit), not this machine's speed."""
+    ckpt = make_checkpoint(tmp_path / "model.safetensors")
+    robot = Robot("robot1", True, {
+        "model": str(ckpt), "neighbors": ["-"], "admission_mode": "rate",
+        "initial_interval": 0.005, "qos": "reliable", "stats_period": 0.2,
+        "slow_start": True,
+        # no camera frame, no step: the first step keeps mu (no frame to admit faster)
+        "control_period": 3600.0,
+        "exit_thresholds": [1.0, 1.0, 1.0],  # not the checkpoint's: every task runs
+        "service_times": [SERVICE] * 3}, tmp_path)
+    driver = Driver()
+    try:
+        driver.bring_up("robot1")
+        stats = driver.stats_after("robot1", driver.now_ns())
+        assert stats.admission_interval == pytest.approx(3 * SERVICE)
+    finally:
+        driver.close()
+        code = robot.stop()
+    assert code == 0, robot.log.read_text()[-2000:]
+
+
 def test_local_topology_runs_one_robot_and_records_the_run(tmp_path) -> None:
     """`mdi-exit fleet local`: the source alone classifies frames; --record keeps every
     result and report, which is what the bench measures."""

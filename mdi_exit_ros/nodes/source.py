@@ -69,7 +69,7 @@ class SourceNode(WorkerNode):
                         "shed": 0}
         self._next_id = 0
         self._next_admit = 0.0
-        self._frame_seconds = 0.0  # this robot's measured compute per frame (configure)
+        self._frame_seconds = 0.0  # this robot's compute per frame (configure)
         self._image_sub = None
         self._label_sub = None
         self._discovery = None
@@ -126,7 +126,7 @@ class SourceNode(WorkerNode):
         if v["admission_mode"] == "rate":
             mu = v["initial_interval"]
             if v["slow_start"]:  # never faster than this robot alone (docs/ALGORITHMS.md, 25)
-                mu = max(mu, self._frame_seconds * v["compute_slowdown"])
+                mu = max(mu, self._frame_seconds)
             mu = min(max(mu, v["min_interval"]), v["max_interval"])
             return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
                                        slow_start=bool(v["slow_start"]), counts_frames=True,
@@ -150,13 +150,17 @@ class SourceNode(WorkerNode):
         values = self.param_values()
         self.core.offload_first_task = bool(values["offload_first_task"])
         try:
+            # What one task takes on this robot: the device profile's service time where
+            # one is set (the worker pads to it), else the measured compute x slowdown.
+            service = values["service_times"]
+            task_seconds = list(service) if service else [
+                t * values["compute_slowdown"] for t in self.engine.measure_task_seconds()]
             self._frame_seconds = core.frame_seconds(
-                self.engine.measure_task_seconds(),
-                self.engine.exit_fraction(self.core.thresholds.values))
+                task_seconds, self.engine.exit_fraction(self.core.thresholds.values))
             self.controller = self._make_controller(values)
             self.get_logger().info(
-                f"compute per frame measured here: {self._frame_seconds * 1e3:.2f} ms "
-                f"(x compute_slowdown {values['compute_slowdown']:g}); initial mu "
+                f"compute per frame here: {self._frame_seconds * 1e3:.2f} ms ("
+                f"{'service_times' if service else 'measured x compute_slowdown'}); initial mu "
                 f"{self.admission_interval() * 1e3:.1f} ms, slow start "
                 f"{'on' if values['slow_start'] else 'off'}")
         except ValueError as exc:
