@@ -79,6 +79,26 @@ def build_model(name: str, **kwargs) -> EarlyExitModel:
     return builder(**kwargs)
 
 
+def with_codecs(model: EarlyExitModel, codecs: Sequence[str | dict]) -> EarlyExitModel:
+    """The same network and weights with other codecs at its cuts (one spec per cut).
+
+    How a learned codec is added to a trained model (``mdi-exit train --mode codec``): a
+    codec whose weights fit is kept, a new one starts untrained.  The checkpoint of the
+    result rebuilds with these codecs (they are part of ``arch_kwargs``).
+    """
+    if len(codecs) != model.num_exits - 1:
+        raise ValueError(f"need {model.num_exits - 1} codecs (one per cut), got {len(codecs)}")
+    new = build_model(model.arch, **{**model.info.arch_kwargs, "codecs": list(codecs)})
+    target = new.state_dict()
+    keep = {k: v for k, v in model.state_dict().items()
+            if not k.startswith("codecs.") or (k in target and target[k].shape == v.shape)}
+    missing, unexpected = new.load_state_dict(keep, strict=False)
+    stray = [k for k in (*missing, *unexpected) if not k.startswith("codecs.")]
+    if stray:
+        raise ValueError(f"{model.arch}: the rebuilt model does not fit the weights: {stray[:5]}")
+    return new
+
+
 def list_models() -> list[str]:
     return sorted(MODEL_BUILDERS)
 
