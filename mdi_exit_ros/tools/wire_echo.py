@@ -30,6 +30,7 @@ TYPES: dict[str, type] = {
     "ExitResult": ExitResult, "NeighborState": NeighborState,
 }
 TOPIC = "/mdi/wire_echo"
+BACK = "/mdi/wire_echo_back"  # the echo role sends every message back on this topic
 READY = "READY"  # printed by a receiver once its subscription exists
 
 
@@ -125,6 +126,62 @@ def receive(kind: str, count: int, timeout: float, report_each: bool = True) -> 
     return 0 if len(got) >= count else 1
 
 
+def echo(kind: str, count: int, timeout: float) -> int:
+    """Send each of `count` messages back unchanged on BACK (the far end of a ping-pong:
+    one message in flight at a time, so round trip / 2 is one crossing)."""
+    rclpy.init()
+    node = Node("wire_echo_echo")
+    pub = node.create_publisher(TYPES[kind], BACK, reliable_qos())
+    echoed = [0]
+
+    def on_msg(msg: Any) -> None:
+        pub.publish(msg)
+        echoed[0] += 1
+
+    node.create_subscription(TYPES[kind], TOPIC, on_msg, reliable_qos())
+    print(READY, flush=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while echoed[0] < count and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        pub.wait_for_all_acked(rclpy.duration.Duration(seconds=5))
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    print(json.dumps({"summary": {"echoed": echoed[0]}}), flush=True)
+    return 0 if echoed[0] >= count else 1
+
+
+def ping(msg: Any, count: int, timeout: float, node_name: str = "wire_echo_ping") -> list[float]:
+    """Round-trip seconds of `msg` to an `echo` process, one at a time, `count` times.
+
+    Needs rclpy initialised; waits (bounded) until the echo's endpoints match both ways.
+    """
+    node = Node(node_name)
+    pub = node.create_publisher(type(msg), TOPIC, reliable_qos())
+    back: list[float] = []
+    node.create_subscription(type(msg), BACK, lambda _m: back.append(time.perf_counter()),
+                             reliable_qos())
+    deadline = time.monotonic() + timeout
+    try:
+        while pub.get_subscription_count() == 0 or node.count_publishers(BACK) == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the echo process did not match within the timeout")
+            rclpy.spin_once(node, timeout_sec=0.05)
+        rtts = []
+        for i in range(count):
+            start = time.perf_counter()
+            pub.publish(msg)
+            while len(back) <= i:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"echo {i + 1} of {count} did not come back in time")
+                rclpy.spin_once(node, timeout_sec=0.05)
+            rtts.append(back[i] - start)
+        return rtts
+    finally:
+        node.destroy_node()
+
+
 def send(kind: str, count: int, nbytes: int, timeout: float, seed: int = 0) -> int:
     """Wait for a receiver, then publish `count` messages as fast as the QoS allows."""
     rclpy.init()
@@ -202,7 +259,8 @@ def demo(timeout: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mdi-exit wire-echo", description=__doc__)
-    parser.add_argument("role", nargs="?", choices=("demo", "send", "receive"), default="demo")
+    parser.add_argument("role", nargs="?", choices=("demo", "send", "receive", "echo"),
+                        default="demo")
     parser.add_argument("--type", default="Task", choices=sorted(TYPES))
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--bytes", type=int, default=1 << 20, help="tensor payload size")
@@ -213,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         return send(args.type, args.count, args.bytes, args.timeout)
     if args.role == "receive":
         return receive(args.type, args.count, args.timeout, report_each=not args.quiet)
+    if args.role == "echo":
+        return echo(args.type, args.count, args.timeout)
     return demo(args.timeout)
 
 
