@@ -161,11 +161,12 @@ def bench_cut(model_ref: str, kwargs: dict, cut: int, codecs: list[str], count: 
     import torch
 
     from mdi_exit_ros.msg import Task
+    from mdi_exit_ros.tools.procs import stop_all
     from mdi_exit_ros.tools.wire_echo import ping, spawn, wait_ready
     from mdi_exit_ros.wire import to_msg
 
     torch.set_num_threads(1)
-    rows, info = [], {}
+    rows, info, measured = [], {}, []
     for label, model in _cut_models(model_ref, kwargs, cut, codecs):
         spec = model.input_spec
         images = torch.randint(0, 256, (1, spec.channels, spec.size, spec.size),
@@ -183,30 +184,28 @@ def bench_cut(model_ref: str, kwargs: dict, cut: int, codecs: list[str], count: 
             decode_s = _median_time(partial(_decode_msg, model, cut, msg), 20)
         info = {"input": [spec.channels, spec.size, spec.size],
                 "features": list(feats.shape[1:]), "feature_bytes": feats.numel() * 4}
-        for transport in transports:
-            echo = spawn("echo", "Task", count + 5, 0, timeout,
-                         env={"FASTDDS_BUILTIN_TRANSPORTS": transport})
+        measured.append((label, wire, msg, encode_s, decode_s))
+    for transport in transports:
+        echo = spawn("echo", "Task", 0, 0, timeout, env={"FASTDDS_BUILTIN_TRANSPORTS": transport})
+        try:
+            wait_ready(echo, timeout)
+            os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = transport  # this process's side
+            rclpy.init()
             try:
-                wait_ready(echo, timeout)
-                os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = transport  # this process's side
-                rclpy.init()
-                try:
-                    rtts = ping(msg, count + 5, timeout)[5:]  # 5 warm-up round trips
-                finally:
-                    rclpy.try_shutdown()
-                echo.wait(timeout=timeout)
+                rtts = ping([m[2] for m in measured], count, timeout)
             finally:
-                if echo.poll() is None:
-                    echo.kill()
-                    echo.wait(timeout=10)
-            one_way = sorted(r / 2 for r in rtts)
+                rclpy.try_shutdown()
+        finally:
+            stop_all([echo], timeout=10)
+        for (label, wire, msg, encode_s, decode_s), times in zip(measured, rtts, strict=True):
+            one_way = sorted(r / 2 for r in times)
             rows.append({
                 "codec": label, "transport": transport, "wire_shape": list(wire.shape[1:]),
                 "wire_dtype": str(wire.dtype).replace("torch.", ""),
                 "wire_bytes": len(msg.tensor.data), "encode_ms": encode_s * 1e3,
                 "decode_ms": decode_s * 1e3, "one_way_ms": statistics.median(one_way) * 1e3,
                 "one_way_p90_ms": one_way[int(0.9 * (len(one_way) - 1))] * 1e3,
-                "count": len(rtts)})
+                "count": len(times)})
     return rows, info
 
 
@@ -215,7 +214,8 @@ def cut_main(argv: list[str]) -> int:
         prog="mdi-exit bench cut",
         description="What crossing one cut costs per image with each codec: bytes, encode and "
                     "decode time, and the one-way time of the Task between two processes "
-                    "(round trip to an echo process / 2; one message in flight).")
+                    "(round trip to an echo process / 2; one message in flight; the codecs' "
+                    "messages alternate, so they are timed under the same load).")
     parser.add_argument("--model", default="resnet50_ee",
                         help="registered architecture (untrained; weights do not change bytes "
                              "or times) or a checkpoint name/path")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -127,8 +128,8 @@ def receive(kind: str, count: int, timeout: float, report_each: bool = True) -> 
 
 
 def echo(kind: str, count: int, timeout: float) -> int:
-    """Send each of `count` messages back unchanged on BACK (the far end of a ping-pong:
-    one message in flight at a time, so round trip / 2 is one crossing)."""
+    """Send each message back unchanged on BACK (the far end of a ping-pong) until `count`
+    were echoed (0: until SIGINT or the timeout)."""
     rclpy.init()
     node = Node("wire_echo_echo")
     pub = node.create_publisher(TYPES[kind], BACK, reliable_qos())
@@ -142,41 +143,56 @@ def echo(kind: str, count: int, timeout: float) -> int:
     print(READY, flush=True)
     deadline = time.monotonic() + timeout
     try:
-        while echoed[0] < count and time.monotonic() < deadline:
+        while (count == 0 or echoed[0] < count) and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.05)
-        pub.wait_for_all_acked(rclpy.duration.Duration(seconds=5))
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    print(json.dumps({"summary": {"echoed": echoed[0]}}), flush=True)
     return 0 if echoed[0] >= count else 1
 
 
-def ping(msg: Any, count: int, timeout: float, node_name: str = "wire_echo_ping") -> list[float]:
-    """Round-trip seconds of `msg` to an `echo` process, one at a time, `count` times.
+def ping(msgs: list[Task], count: int, timeout: float, warmup: int = 5) -> list[list[float]]:
+    """Round-trip seconds of each Task in `msgs` to an `echo` process: `count` rounds (after
+    `warmup`) that send every message once, one in flight at a time, so the messages are
+    timed side by side under the same load. Each data_id is rewritten to pair the replies.
 
-    Needs rclpy initialised; waits (bounded) until the echo's endpoints match both ways.
+    Needs rclpy initialised. The first message is repeated until a reply arrives: only then
+    are both directions matched (a reliable writer drops what it sent before matching).
     """
-    node = Node(node_name)
-    pub = node.create_publisher(type(msg), TOPIC, reliable_qos())
-    back: list[float] = []
-    node.create_subscription(type(msg), BACK, lambda _m: back.append(time.perf_counter()),
-                             reliable_qos())
+    node = Node("wire_echo_ping")
+    pub = node.create_publisher(Task, TOPIC, reliable_qos())
+    back: dict[int, float] = {}
+    node.create_subscription(
+        Task, BACK, lambda m: back.setdefault(m.data_id, time.perf_counter()), reliable_qos())
     deadline = time.monotonic() + timeout
-    try:
-        while pub.get_subscription_count() == 0 or node.count_publishers(BACK) == 0:
+
+    def wait_for(data_id: int, resend: Task | None = None) -> None:
+        last = time.monotonic()
+        while data_id not in back:
             if time.monotonic() > deadline:
-                raise TimeoutError("the echo process did not match within the timeout")
-            rclpy.spin_once(node, timeout_sec=0.05)
-        rtts = []
-        for i in range(count):
-            start = time.perf_counter()
-            pub.publish(msg)
-            while len(back) <= i:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"echo {i + 1} of {count} did not come back in time")
-                rclpy.spin_once(node, timeout_sec=0.05)
-            rtts.append(back[i] - start)
+                raise TimeoutError(f"no echo of message {data_id} within {timeout} s")
+            if resend is not None and time.monotonic() - last > 0.5:
+                pub.publish(resend)
+                last = time.monotonic()
+            rclpy.spin_once(node, timeout_sec=0.01)
+
+    try:
+        msgs[0].data_id = 0
+        pub.publish(msgs[0])
+        wait_for(0, resend=msgs[0])
+        rtts: list[list[float]] = [[] for _ in msgs]
+        data_id = 0
+        for round_ in range(warmup + count):
+            for j, msg in enumerate(msgs):
+                data_id += 1
+                msg.data_id = data_id
+                start = time.perf_counter()
+                pub.publish(msg)
+                wait_for(data_id)
+                if round_ >= warmup:
+                    rtts[j].append(back[data_id] - start)
         return rtts
     finally:
         node.destroy_node()
