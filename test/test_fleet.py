@@ -456,8 +456,12 @@ def test_sigint_is_forwarded_and_the_fleet_exits_cleanly(tmp_path: Path) -> None
 
 
 @pytest.mark.ros
-def test_a_worker_that_fails_to_configure_is_named(tmp_path: Path) -> None:
-    model = "/nonexistent/model.safetensors"
+@pytest.mark.parametrize(("model", "reason"), [
+    ("/nonexistent/model.safetensors", "no such file"),
+    ("resnet50_ee_cifar10", "not shipped yet"),  # documented, trained by the user (MODELS.md)
+], ids=["missing-file", "unshipped-name"])
+def test_a_worker_that_fails_to_configure_is_named(tmp_path: Path, model: str,
+                                                   reason: str) -> None:
     proc = _run(["mesh2", "--set", f"robot2.model={model}", "--startup-timeout", "120",
                  "--log-dir", str(tmp_path)])
     try:
@@ -467,7 +471,8 @@ def test_a_worker_that_fails_to_configure_is_named(tmp_path: Path) -> None:
     assert proc.returncode == 1, out
     assert "configure of /robot2/worker failed" in out, out
     assert str(tmp_path / "robot2.log") in out
-    assert f"cannot load model '{model}'" in out  # the reason, from the log's tail
+    assert f"cannot load model '{model}'" in out and reason in out  # from the log's tail
+    assert "Traceback" not in out
     assert "/robot1/worker failed" not in out  # robot1 has the shipped model
     assert "image_player" not in out  # nothing was started after the failure
     _assert_all_gone(_child_pids(out))

@@ -111,10 +111,33 @@ def test_mobilenet_default_cuts_are_the_balanced_ones(key, cuts):
     assert max(tasks) / min(tasks) < 2.0  # similar cost per task (paper, footnote 1)
 
 
-def test_resnet_default_cuts_keep_cut1_after_layer1():
-    m = build_model("resnet50_ee", input_size=32, codecs=["identity", "identity"])
+@pytest.mark.parametrize(
+    ("key", "cuts"), [(k, v) for k, v in RESNET50_DEFAULT_CUTS.items() if k[0] == 32]
+)
+def test_resnet_default_cuts_keep_cut1_after_layer1(key, cuts):
+    size, stem, stride = key
+    m = build_model("resnet50_ee", input_size=size, cifar_stem=stem, stem_stride=stride,
+                    codecs=["identity", "identity"])
+    assert m.info.arch_kwargs["cuts"] is None
     flops, heads, _ = block_costs(backbone_blocks(m), m.input_spec, 128, 1)
-    assert balanced_cuts(flops, 3, fixed=[4], head_costs=heads) == RESNET50_DEFAULT_CUTS[32]
+    assert balanced_cuts(flops, 3, fixed=[4], head_costs=heads) == cuts
+
+
+def test_resnet_stride2_stem_quarters_the_maps():
+    """The CPU-trainable CIFAR variant: layer1 at 16x16, the autoencoder code 16x4x4."""
+    m = build_model("resnet50_ee", input_size=32, stem_stride=2, zero_init_residual=True)
+    prof = m.profile()
+    assert prof.cut_shapes == [[256, 16, 16], [1024, 4, 4]]
+    assert prof.cut_wire_bytes[0] == 16 * 4 * 4 * 4
+    full = build_model("resnet50_ee", input_size=32).profile()
+    assert 0.2 < sum(prof.task_flops) / sum(full.task_flops) < 0.3
+    # zero-init: every bottleneck's last BN starts at gamma 0, so each block starts as identity
+    gammas = [mod.bn3.weight for s in m.stages for mod in s.modules() if hasattr(mod, "bn3")]
+    assert len(gammas) == 16 and all(float(g.abs().sum()) == 0.0 for g in gammas)
+    with pytest.raises(ValueError):
+        build_model("resnet50_ee", input_size=224, cifar_stem=False, stem_stride=2)
+    with pytest.raises(ValueError):
+        build_model("resnet50_ee", input_size=32, stem_stride=3)
 
 
 def test_balanced_cuts_small_cases():

@@ -103,6 +103,14 @@ def test_garbage_and_missing_files(tmp_path):
         load_model("not_a_model_name")
 
 
+def test_a_documented_but_unshipped_model_says_how_to_get_it():
+    with pytest.raises(CheckpointError) as err:
+        load_model("resnet50_ee_cifar10")
+    msg = str(err.value)
+    assert "'resnet50_ee_cifar10' is not available" in msg and "not shipped yet" in msg
+    assert "mdi-exit train --model resnet50_ee" in msg and "docs/MODELS.md" in msg
+
+
 def _rewrite(p, tensors, meta):
     """Write a self-consistent file (valid model_id) with changed content."""
     meta = dict(meta)

@@ -148,3 +148,36 @@ def test_lr_schedule_and_loss():
     loss_kd, _ = tr.early_exit_loss(outs, y, [1.0, 1.0], distill=0.5)
     loss_kd.backward()
     assert outs[0].grad is not None
+
+
+def test_codec_mode_adds_a_trained_autoencoder_and_changes_nothing_else(folder, tmp_path):
+    """--mode codec: the paper's autoencoder at cut 1 of a trained model; only its weights
+    learn, so the model without it (the --init file) is the exact 'without' variant."""
+    kw = '{"width": 8, "input_size": 32}'  # 16x16 features at cut 1 (a multiple of 4)
+    base = tmp_path / "base"
+    assert tr.main([*_args(folder, base, "--epochs", "1"), "--model-kwargs", kw]) == 0
+    init_path = base / "model.safetensors"
+    init, init_meta = load_checkpoint(init_path)
+    codecs = '[{"name": "autoencoder", "code_channels": 4, "hidden_channels": 8}, "identity"]'
+    ae = tmp_path / "ae"
+    assert tr.main([*_args(folder, ae, "--epochs", "3", "--lr", "0.01"), "--model-kwargs", kw,
+                    "--mode", "codec", "--init", str(init_path), "--codecs", codecs]) == 0
+    after, meta = load_checkpoint(ae / "model.safetensors")
+    assert meta["codecs"][0]["name"] == "autoencoder" and meta["codecs"][1] == {"name": "identity"}
+    assert meta["arch_kwargs"]["codecs"][0]["name"] == "autoencoder"  # rebuilds with it
+    assert meta["cut_wire_bytes"][0] == 4 * 4 * 4 * 4 < init_meta["cut_wire_bytes"][0]
+    sa, sb = init.state_dict(), after.state_dict()
+    assert set(sb) - set(sa) and all(k.startswith("codecs.0.") for k in set(sb) - set(sa))
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k  # weights and BN statistics untouched
+    hist = json.loads((ae / "state.json").read_text())["history"]
+    assert hist[0]["train_ce"][0] == pytest.approx(hist[-1]["train_ce"][0])  # exit 1: frozen
+    assert hist[-1]["train_ce"][-1] < hist[0]["train_ce"][-1]  # the code learned something
+    # refusals: nothing learned, or no model to add the codec to
+    with pytest.raises(SystemExit, match="--mode codec"):
+        tr.main([*_args(folder, tmp_path / "x"), "--mode", "codec", "--init", str(init_path)])
+    with pytest.raises(SystemExit, match="--codecs replaces"):
+        tr.main([*_args(folder, tmp_path / "y"), "--codecs", codecs])
+    with pytest.raises(SystemExit, match="--codecs"):
+        tr.main([*_args(folder, tmp_path / "z"), "--model-kwargs", kw, "--init", str(init_path),
+                 "--codecs", '["identity"]'])

@@ -42,3 +42,19 @@ def test_one_megabyte_tensor_arrives_byte_for_byte() -> None:
     expected = [digest(sample_message("Task", i, 1 << 20))["tensor"]["data"] for i in range(3)]
     assert got == expected
     assert all(d["len"] == 1 << 20 for d in got)
+
+
+def test_cut_bench_measures_each_codec_between_two_processes() -> None:
+    """`mdi-exit bench cut`: the autoencoder's code crosses as its bytes, every round trip
+    came back from the echo process, and the times are real (positive)."""
+    from mdi_exit_ros.tools.bench import bench_cut
+
+    rows, info = bench_cut("fmnist_cnn_ee", {"width": 8, "input_size": 32}, 1,
+                           ["identity", "autoencoder"], 3, ["DEFAULT"], 60.0)
+    assert info["features"] == [8, 16, 16] and info["feature_bytes"] == 8 * 16 * 16 * 4
+    by = {r["codec"]: r for r in rows}
+    assert by["identity"]["wire_bytes"] == 8 * 16 * 16 * 4
+    assert by["autoencoder"]["wire_bytes"] == 16 * 4 * 4 * 4 and \
+        by["autoencoder"]["wire_shape"] == [16, 4, 4]
+    for r in rows:
+        assert r["count"] == 3 and r["one_way_ms"] > 0 and r["decode_ms"] > 0

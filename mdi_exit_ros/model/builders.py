@@ -79,6 +79,26 @@ def build_model(name: str, **kwargs) -> EarlyExitModel:
     return builder(**kwargs)
 
 
+def with_codecs(model: EarlyExitModel, codecs: Sequence[str | dict]) -> EarlyExitModel:
+    """The same network and weights with other codecs at its cuts (one spec per cut).
+
+    How a learned codec is added to a trained model (``mdi-exit train --mode codec``): a
+    codec whose weights fit is kept, a new one starts untrained.  The checkpoint of the
+    result rebuilds with these codecs (they are part of ``arch_kwargs``).
+    """
+    if len(codecs) != model.num_exits - 1:
+        raise ValueError(f"need {model.num_exits - 1} codecs (one per cut), got {len(codecs)}")
+    new = build_model(model.arch, **{**model.info.arch_kwargs, "codecs": list(codecs)})
+    target = new.state_dict()
+    keep = {k: v for k, v in model.state_dict().items()
+            if not k.startswith("codecs.") or (k in target and target[k].shape == v.shape)}
+    missing, unexpected = new.load_state_dict(keep, strict=False)
+    stray = [k for k in (*missing, *unexpected) if not k.startswith("codecs.")]
+    if stray:
+        raise ValueError(f"{model.arch}: the rebuilt model does not fit the weights: {stray[:5]}")
+    return new
+
+
 def list_models() -> list[str]:
     return sorted(MODEL_BUILDERS)
 
@@ -267,8 +287,9 @@ def backbone_blocks(model: EarlyExitModel) -> list[nn.Module]:
 # --------------------------------------------------------------------------- ResNet-50
 # Blocks: stem (conv1, bn1, relu, maxpool), layer1 (3), layer2 (4), layer3 (6), layer4 (3).
 # Cut 1 is fixed after layer1 (block 4), where the paper puts its autoencoder
-# (3.2 MB of fp32 features at 224x224); cuts 2 balance the rest.
-RESNET50_DEFAULT_CUTS = {224: [4, 10], 32: [4, 10]}
+# (3.2 MB of fp32 features at 224x224); cuts 2 balance the rest.  Keyed by
+# (input_size, cifar_stem, stem_stride); balanced_cuts() answers, re-checked by the tests.
+RESNET50_DEFAULT_CUTS = {(224, False, 1): [4, 10], (32, True, 1): [4, 10], (32, True, 2): [4, 10]}
 
 
 @register_model
@@ -276,6 +297,8 @@ def resnet50_ee(
     num_classes: int = 10,
     input_size: int = 224,
     cifar_stem: bool | None = None,
+    stem_stride: int = 1,
+    zero_init_residual: bool = False,
     cuts: Sequence[int] | None = None,
     head_hidden: int = 128,
     head_pool: int = 1,
@@ -290,15 +313,21 @@ def resnet50_ee(
 ) -> EarlyExitModel:
     """ResNet-50 (torchvision, weights=None) with 3 exits and an autoencoder at cut 1.
 
-    ``cifar_stem`` (default for ``input_size`` <= 64): 3x3 stride-1 first conv
-    and no max-pool, the usual CIFAR adaptation.
+    ``cifar_stem`` (default for ``input_size`` <= 64): 3x3 first conv and no
+    max-pool, the usual CIFAR adaptation; ``stem_stride`` 2 (CIFAR stem only)
+    halves the feature maps of every later layer, i.e. a quarter of the FLOPs,
+    which is what makes ResNet-50 trainable on a CPU (docs/MODELS.md).
+    ``zero_init_residual`` starts each bottleneck as the identity (last BN
+    gamma = 0; Goyal et al. 2017), which helps short schedules.
     """
     _check_size(input_size, 16)
     if cifar_stem is None:
         cifar_stem = input_size <= 64
-    net = resnet50(weights=None, num_classes=num_classes)
+    if stem_stride not in (1, 2) or (stem_stride != 1 and not cifar_stem):
+        raise ValueError("stem_stride must be 1 or 2, and 2 only with the CIFAR stem")
+    net = resnet50(weights=None, num_classes=num_classes, zero_init_residual=zero_init_residual)
     if cifar_stem:
-        net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+        net.conv1 = nn.Conv2d(3, 64, 3, stride=stem_stride, padding=1, bias=False)
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
         stem = nn.Sequential(net.conv1, net.bn1, net.relu)
     else:
@@ -306,7 +335,7 @@ def resnet50_ee(
     blocks: list[nn.Module] = [stem, *net.layer1, *net.layer2, *net.layer3, *net.layer4]
     spec = InputSpec(input_size, 3, tuple(mean), tuple(std))
     if cuts is None:
-        cuts = RESNET50_DEFAULT_CUTS.get(input_size) or _balance(
+        cuts = RESNET50_DEFAULT_CUTS.get((input_size, cifar_stem, stem_stride)) or _balance(
             blocks, spec, 3, head_hidden, head_pool, fixed=[4]
         )
     if len(cuts) != 2:

@@ -45,6 +45,14 @@ SHIPPED = {
     "fmnist_cnn_ee": "fmnist_cnn_ee.safetensors",
     "mobilenet_v2_ee_cifar10": "mobilenet_v2_ee_cifar10.safetensors",
 }
+# Names of models documented but not shipped (yet): name -> why and how to get the file.
+NOT_SHIPPED = {
+    "resnet50_ee_cifar10": (
+        "its checkpoint is not shipped yet: training it takes about 8 hours on a CPU. Train it "
+        "with `mdi-exit train --model resnet50_ee ...` as docs/MODELS.md (section "
+        "'ResNet-50-EE on CIFAR-10') says, then give the .safetensors file's path as the model"
+    ),
+}
 
 
 class CheckpointError(ValueError):
@@ -259,6 +267,8 @@ def available_models() -> list[str]:
 def load_model(name_or_path: str | Path) -> tuple[EarlyExitModel, dict]:
     """Load a shipped checkpoint by name (e.g. "fmnist_cnn_ee") or any file by path."""
     s = str(name_or_path)
+    if s in NOT_SHIPPED:
+        raise CheckpointError(f"model {s!r} is not available: {NOT_SHIPPED[s]}")
     if s in SHIPPED:
         p = shipped_path(s)
         if not p.is_file():

@@ -19,14 +19,17 @@ from pathlib import Path
 import torch
 
 from .builders import MODEL_BUILDERS, build_model
-from .checkpoint import SHIPPED, load_model
+from .checkpoint import NOT_SHIPPED, SHIPPED, CheckpointError, load_model
 
 
 def _load(name: str, kwargs: str):
     if name in MODEL_BUILDERS:
         return build_model(name, **json.loads(kwargs)).eval()
-    if name in SHIPPED or Path(name).exists():
-        return load_model(name)[0]
+    if name in SHIPPED or name in NOT_SHIPPED or Path(name).exists():
+        try:
+            return load_model(name)[0]
+        except CheckpointError as e:
+            raise SystemExit(str(e)) from e
     raise SystemExit(f"unknown model {name!r}")
 
 

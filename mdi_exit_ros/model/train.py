@@ -7,6 +7,10 @@ Two regimes from the early-exit literature:
   distilled into the earlier ones (``--distill``), which helps shallow exits.
 * ``--mode heads``: backbone frozen (e.g. from ``--init``), only the
   intermediate exit heads learn.
+* ``--mode codec --init CKPT --codecs JSON``: put learned codecs (the paper's
+  autoencoder) at the cuts of a trained model and train only them, through
+  the frozen later tasks' loss; the same weights without them stay the
+  "without autoencoder" variant, so the codec's accuracy cost is exact.
 
 Training is resumable: ``--work-dir`` holds ``state.safetensors`` +
 ``state.json`` (model, optimizer, position; no pickle) written atomically every
@@ -37,7 +41,7 @@ from tqdm import tqdm
 
 from ..data import ImageArrays, iterate_batches, load_dataset, random_crop_flip
 from ..data.registry import add_data_dir_argument, apply_data_dir
-from .builders import build_model
+from .builders import build_model, with_codecs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import DEVICE_CHOICES, DeviceError, resolve_device
 from .early_exit import EarlyExitModel
@@ -60,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="fmnist", help="fmnist | cifar10 | folder:<path>")
     add_data_dir_argument(p)
     p.add_argument("--init", default=None, help="start from this .safetensors model checkpoint")
-    p.add_argument("--mode", choices=("joint", "heads"), default="joint")
+    p.add_argument("--mode", choices=("joint", "heads", "codec"), default="joint")
+    p.add_argument("--codecs", default=None,
+                   help="with --init: JSON list, one codec per cut, replacing the model's "
+                        '(e.g. \'[{"name": "autoencoder"}, "identity"]\')')
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
@@ -161,20 +168,30 @@ def make_optimizer(model: nn.Module, args) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=args.lr)
 
 
+def learned_cuts(model: EarlyExitModel) -> list[int]:
+    """Cuts (1-based) whose codec has weights."""
+    return [k for k, c in enumerate(model.codecs, 1) if any(True for _ in c.parameters())]
+
+
 def set_trainable(model: EarlyExitModel, mode: str) -> None:
-    """heads mode: only intermediate heads learn; the backbone keeps its BN statistics."""
+    """heads mode: only intermediate heads learn; codec mode: only learned codecs; the
+    frozen parts keep their BN statistics (train_mode)."""
     for p in model.parameters():
         p.requires_grad_(mode == "joint")
-    if mode == "heads":
-        for h in list(model.heads)[:-1]:
-            for p in h.parameters():
-                p.requires_grad_(True)
+    learning = list(model.heads)[:-1] if mode == "heads" else \
+        [model.codecs[k - 1] for k in learned_cuts(model)] if mode == "codec" else []
+    for m in learning:
+        for p in m.parameters():
+            p.requires_grad_(True)
 
 
 def train_mode(model: EarlyExitModel, mode: str) -> None:
     model.train()
     if mode == "heads":
         for m in (*model.stages, *model.codecs, model.heads[-1]):
+            m.eval()
+    elif mode == "codec":
+        for m in (*model.stages, *model.heads):
             m.eval()
 
 
@@ -326,6 +343,17 @@ def _run(args, work: Path) -> dict | None:
         model = build_model(args.model, **kwargs)
     if args.init and model.arch != args.model:
         raise SystemExit(f"--init is a {model.arch}, not {args.model}")
+    if args.codecs is not None:
+        if not args.init:
+            raise SystemExit("--codecs replaces the codecs of an --init model; for a new model "
+                             "give codecs in --model-kwargs")
+        try:
+            model = with_codecs(model, json.loads(args.codecs))
+        except (ValueError, TypeError) as e:
+            raise SystemExit(f"--codecs: {e}") from e
+    if args.mode == "codec" and not (args.init and learned_cuts(model)):
+        raise SystemExit("--mode codec trains the learned codecs (e.g. the autoencoder) of an "
+                         "--init model: give --init and a learned codec (--codecs)")
     spec = model.input_spec
     train, val, test = prepare_data(args, spec)
     if not args.init and "class_names" not in kwargs and train.classes != model.class_names:
@@ -347,6 +375,8 @@ def _run(args, work: Path) -> dict | None:
     weights = exit_weights(args, model.num_exits)
     if args.mode == "heads":
         weights[-1] = 0.0
+    if args.mode == "codec":  # exits before the first learned cut do not depend on it
+        weights[:learned_cuts(model)[0]] = [0.0] * learned_cuts(model)[0]
     opt = make_optimizer(model, args)
     n_batches = len(train) // args.batch_size
     if n_batches == 0:

@@ -127,7 +127,136 @@ def wire_main(argv: list[str]) -> int:
     return 0
 
 
-BENCHES: dict[str, Callable[[list[str]], int]] = {"wire": wire_main}
+def _cut_models(model_ref: str, kwargs: dict, cut: int, codecs: list[str]) -> list[tuple]:
+    """(codec label, model) per codec at `cut`: a checkpoint (name/path) or an untrained
+    registered architecture; the other cuts keep their codecs."""
+    from mdi_exit_ros.model.builders import MODEL_BUILDERS, build_model, with_codecs
+    from mdi_exit_ros.model.checkpoint import load_model
+
+    base = build_model(model_ref, **kwargs) if model_ref in MODEL_BUILDERS else \
+        load_model(model_ref)[0]
+    out = []
+    for label in codecs:
+        specs = base.codec_configs()
+        if label != "model":
+            specs[cut - 1] = json.loads(label) if label.startswith("{") else label
+        m = with_codecs(base, specs).eval()
+        out.append((m.codec_configs()[cut - 1]["name"] if label == "model" else label, m))
+    return out
+
+
+def _decode_msg(model, cut: int, msg) -> object:
+    """What a receiving worker does with a Task (Engine.run): tensor message -> torch ->
+    the next task's input features."""
+    from mdi_exit_ros.wire.tensor_codec import msg_to_torch
+
+    return model.decode(cut, msg_to_torch(msg.tensor))
+
+
+def bench_cut(model_ref: str, kwargs: dict, cut: int, codecs: list[str], count: int,
+              transports: list[str], timeout: float) -> tuple[list[dict], dict]:
+    """Bytes, encode/decode ms and the one-way time (round trip / 2, to an echo process) of
+    the tensor that crosses `cut`, for each codec there."""
+    import rclpy
+    import torch
+
+    from mdi_exit_ros.msg import Task
+    from mdi_exit_ros.tools.procs import stop_all
+    from mdi_exit_ros.tools.wire_echo import ping, spawn, wait_ready
+    from mdi_exit_ros.wire import to_msg
+
+    torch.set_num_threads(1)
+    rows, info, measured = [], {}, []
+    for label, model in _cut_models(model_ref, kwargs, cut, codecs):
+        spec = model.input_spec
+        images = torch.randint(0, 256, (1, spec.channels, spec.size, spec.size),
+                               dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            x = spec.normalize(images)
+            for k in range(1, cut):
+                x = model.decode(k, model.encode(k, model.run_task(k, x)[0]))
+            feats = model.run_task(cut, x)[0]
+            wire = model.encode(cut, feats)
+            encode_s = _median_time(partial(model.encode, cut, feats), 20)
+            msg = Task(source="robot1", data_id=1, task_index=cut + 1, model_id="bench",
+                       sender="robot1", attempt=1, hops=1,
+                       tensor=to_msg(wire.numpy(), name=f"cut{cut}"))
+            decode_s = _median_time(partial(_decode_msg, model, cut, msg), 20)
+        info = {"input": [spec.channels, spec.size, spec.size],
+                "features": list(feats.shape[1:]), "feature_bytes": feats.numel() * 4}
+        measured.append((label, wire, msg, encode_s, decode_s))
+    for transport in transports:
+        echo = spawn("echo", "Task", 0, 0, timeout, env={"FASTDDS_BUILTIN_TRANSPORTS": transport})
+        try:
+            wait_ready(echo, timeout)
+            os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = transport  # this process's side
+            rclpy.init()
+            try:
+                rtts = ping([m[2] for m in measured], count, timeout)
+            finally:
+                rclpy.try_shutdown()
+        finally:
+            stop_all([echo], timeout=10)
+        for (label, wire, msg, encode_s, decode_s), times in zip(measured, rtts, strict=True):
+            one_way = sorted(r / 2 for r in times)
+            rows.append({
+                "codec": label, "transport": transport, "wire_shape": list(wire.shape[1:]),
+                "wire_dtype": str(wire.dtype).replace("torch.", ""),
+                "wire_bytes": len(msg.tensor.data), "encode_ms": encode_s * 1e3,
+                "decode_ms": decode_s * 1e3, "one_way_ms": statistics.median(one_way) * 1e3,
+                "one_way_p90_ms": one_way[int(0.9 * (len(one_way) - 1))] * 1e3,
+                "count": len(times)})
+    return rows, info
+
+
+def cut_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mdi-exit bench cut",
+        description="What crossing one cut costs per image with each codec: bytes, encode and "
+                    "decode time, and the one-way time of the Task between two processes "
+                    "(round trip to an echo process / 2; one message in flight; the codecs' "
+                    "messages alternate, so they are timed under the same load).")
+    parser.add_argument("--model", default="resnet50_ee",
+                        help="registered architecture (untrained; weights do not change bytes "
+                             "or times) or a checkpoint name/path")
+    parser.add_argument("--model-kwargs", default="{}", help="JSON, for an architecture")
+    parser.add_argument("--cut", type=int, default=1)
+    parser.add_argument("--codecs", default="model,identity",
+                        help="comma list: model (the model's own codec there), identity, fp16, "
+                             "autoencoder")
+    parser.add_argument("--count", type=int, default=50, help="round trips per row")
+    parser.add_argument("--transports", default="DEFAULT,UDPv4",
+                        help="FASTDDS_BUILTIN_TRANSPORTS values (UDPv4: no shared memory, "
+                             "as between two computers)")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    rows, info = bench_cut(args.model, json.loads(args.model_kwargs), args.cut,
+                           [c.strip() for c in args.codecs.split(",") if c.strip()], args.count,
+                           [t.strip() for t in args.transports.split(",") if t.strip()],
+                           args.timeout)
+    print(f"## Cut {args.cut} of {args.model} {args.model_kwargs}: input {info['input']}, "
+          f"features {info['features']} = {info['feature_bytes']:,} bytes fp32 "
+          f"(medians; one-way over {args.count} round trips)\n")
+    print("| codec | transport | wire shape, dtype | wire bytes | compression | encode ms | "
+          "one-way ms (p90) | decode ms | encode + one-way + decode ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        total = r["encode_ms"] + r["one_way_ms"] + r["decode_ms"]
+        print(f"| {r['codec']} | {r['transport']} | {r['wire_shape']} {r['wire_dtype']} "
+              f"| {r['wire_bytes']:,} | {info['feature_bytes'] / r['wire_bytes']:.0f}x "
+              f"| {r['encode_ms']:.3f} | {r['one_way_ms']:.3f} ({r['one_way_p90_ms']:.3f}) "
+              f"| {r['decode_ms']:.3f} | {total:.3f} |")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"info": info, "rows": rows}, f, indent=2)
+    return 0
+
+
+BENCHES: dict[str, Callable[[list[str]], int]] = {"wire": wire_main, "cut": cut_main}
 
 
 def main(argv: list[str] | None = None) -> int:

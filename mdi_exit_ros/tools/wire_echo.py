@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -30,6 +31,7 @@ TYPES: dict[str, type] = {
     "ExitResult": ExitResult, "NeighborState": NeighborState,
 }
 TOPIC = "/mdi/wire_echo"
+BACK = "/mdi/wire_echo_back"  # the echo role sends every message back on this topic
 READY = "READY"  # printed by a receiver once its subscription exists
 
 
@@ -125,6 +127,77 @@ def receive(kind: str, count: int, timeout: float, report_each: bool = True) -> 
     return 0 if len(got) >= count else 1
 
 
+def echo(kind: str, count: int, timeout: float) -> int:
+    """Send each message back unchanged on BACK (the far end of a ping-pong) until `count`
+    were echoed (0: until SIGINT or the timeout)."""
+    rclpy.init()
+    node = Node("wire_echo_echo")
+    pub = node.create_publisher(TYPES[kind], BACK, reliable_qos())
+    echoed = [0]
+
+    def on_msg(msg: Any) -> None:
+        pub.publish(msg)
+        echoed[0] += 1
+
+    node.create_subscription(TYPES[kind], TOPIC, on_msg, reliable_qos())
+    print(READY, flush=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while (count == 0 or echoed[0] < count) and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0 if echoed[0] >= count else 1
+
+
+def ping(msgs: list[Task], count: int, timeout: float, warmup: int = 5) -> list[list[float]]:
+    """Round-trip seconds of each Task in `msgs` to an `echo` process: `count` rounds (after
+    `warmup`) that send every message once, one in flight at a time, so the messages are
+    timed side by side under the same load. Each data_id is rewritten to pair the replies.
+
+    Needs rclpy initialised. The first message is repeated until a reply arrives: only then
+    are both directions matched (a reliable writer drops what it sent before matching).
+    """
+    node = Node("wire_echo_ping")
+    pub = node.create_publisher(Task, TOPIC, reliable_qos())
+    back: dict[int, float] = {}
+    node.create_subscription(
+        Task, BACK, lambda m: back.setdefault(m.data_id, time.perf_counter()), reliable_qos())
+    deadline = time.monotonic() + timeout
+
+    def wait_for(data_id: int, resend: Task | None = None) -> None:
+        last = time.monotonic()
+        while data_id not in back:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no echo of message {data_id} within {timeout} s")
+            if resend is not None and time.monotonic() - last > 0.5:
+                pub.publish(resend)
+                last = time.monotonic()
+            rclpy.spin_once(node, timeout_sec=0.01)
+
+    try:
+        msgs[0].data_id = 0
+        pub.publish(msgs[0])
+        wait_for(0, resend=msgs[0])
+        rtts: list[list[float]] = [[] for _ in msgs]
+        data_id = 0
+        for round_ in range(warmup + count):
+            for j, msg in enumerate(msgs):
+                data_id += 1
+                msg.data_id = data_id
+                start = time.perf_counter()
+                pub.publish(msg)
+                wait_for(data_id)
+                if round_ >= warmup:
+                    rtts[j].append(back[data_id] - start)
+        return rtts
+    finally:
+        node.destroy_node()
+
+
 def send(kind: str, count: int, nbytes: int, timeout: float, seed: int = 0) -> int:
     """Wait for a receiver, then publish `count` messages as fast as the QoS allows."""
     rclpy.init()
@@ -202,7 +275,8 @@ def demo(timeout: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mdi-exit wire-echo", description=__doc__)
-    parser.add_argument("role", nargs="?", choices=("demo", "send", "receive"), default="demo")
+    parser.add_argument("role", nargs="?", choices=("demo", "send", "receive", "echo"),
+                        default="demo")
     parser.add_argument("--type", default="Task", choices=sorted(TYPES))
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--bytes", type=int, default=1 << 20, help="tensor payload size")
@@ -213,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return send(args.type, args.count, args.bytes, args.timeout)
     if args.role == "receive":
         return receive(args.type, args.count, args.timeout, report_each=not args.quiet)
+    if args.role == "echo":
+        return echo(args.type, args.count, args.timeout)
     return demo(args.timeout)
 
 
