@@ -109,7 +109,8 @@ def test_overrides_make_the_mode_and_the_profile() -> None:
     assert not any("exit_threshold" in s for s in sets)  # the checkpoint's thresholds
     sets = bf.fleet_overrides(poisson, sc, [0.1, 0.2])
     assert "robot1.admission_mode=threshold" in sets and "*.exit_threshold=1.0" in sets
-    assert not any("offload_first_task" in s for s in sets)
+    # pinned explicitly: the nodes' default is first-task offloading on
+    assert "robot1.offload_first_task=false" in sets
 
 
 def test_initial_interval_auto_starts_at_the_no_early_exit_bound() -> None:

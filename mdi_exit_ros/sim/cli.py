@@ -19,19 +19,30 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from .scenario import SimScenarioError, build, expand_sweep, metrics
+from .scenario import SimScenarioError, build, expand_sweep, metrics, set_dotted
+
+REPO = Path(__file__).resolve().parents[2]
 
 FIELDS = ("run", "overrides", "topology", "workers", "sources", "links", "components",
           "offload_first_task", "offered_rate", "admitted_rate", "answered_rate", "accuracy",
           "latency_p50", "latency_p95", "results", "expired_in_window", "exit_distribution",
           "admitted", "answered", "pending", "expired", "dropped", "readmitted", "duplicates",
           "tasks", "tasks_share_source", "utilisation", "sim_time", "events", "wall_s",
-          "events_per_s")
+          "cpu_s", "events_per_s", "events_per_cpu_s")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mdi-exit sim", description=__doc__.split("\n")[0])
-    p.add_argument("scenario", help="scenario YAML (docs/SIMULATION.md; examples: config/sim/)")
+    p.add_argument("scenario", help="scenario YAML (docs/SIMULATION.md; examples: config/sim/), "
+                   "or with --bench a `mdi-exit bench` scenario (quick, validate, a YAML)")
+    p.add_argument("--bench", action="store_true",
+                   help="simulate the points of a bench scenario (sim/bench.py)")
+    p.add_argument("--exits", metavar="FILE",
+                   help="--bench: the model's per-image table (default: "
+                        "docs/sim/<model>_test.csv.gz of this checkout)")
+    p.add_argument("--compare", metavar="RUNS_CSV",
+                   help="--bench: a bench run's runs.csv; writes compare.md beside runs.csv")
+    p.add_argument("--only", metavar="POLICY[,POLICY...]", help="--bench: only these policies")
     p.add_argument("--out", help="output folder (default: sim-results/<scenario name>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key (dotted, YAML value), e.g. topology.n=50")
@@ -49,12 +60,14 @@ def run_one(data: dict[str, Any], base: Path, label: str, show: bool) -> dict[st
     def progress(now: float) -> None:
         bar.update(max(0, round(now) - bar.n))
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     sim.run(facts["duration"], facts["drain"], progress)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     bar.close()
-    row = {**facts, **metrics(sim, facts), "wall_s": round(wall, 3),
-           "events_per_s": round(sim.events / wall) if wall > 0 else None}
+    row = {**facts, **metrics(sim, facts), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+           "events_per_s": round(sim.events / wall) if wall > 0 else None,
+           "events_per_cpu_s": round(sim.events / cpu) if cpu > 0 else None}
     return row
 
 
@@ -105,32 +118,66 @@ def plot(rows: list[dict[str, Any]], keys: list[str], out: Path, title: str) -> 
     return path
 
 
+def _bench_runs(a: argparse.Namespace) -> tuple[str, list, list]:
+    """(name, [(overrides, scenario)], points) of a bench scenario's points."""
+    from mdi_exit_ros.tools.bench_fleet import load_scenario
+
+    from .bench import point_scenario
+    from .exits import ExitTable
+
+    bench = load_scenario(a.scenario)
+    exits = a.exits
+    if exits is None:
+        for base in (Path.cwd(), REPO):
+            cand = base / "docs" / "sim" / f"{bench.model}_test.csv.gz"
+            if cand.is_file():
+                exits = str(cand)
+                break
+        else:
+            raise ValueError(f"no per-image table for {bench.model}: make one with `mdi-exit "
+                             f"eval --model {bench.model} --per-image FILE` and pass --exits")
+    mflops = ExitTable.load(exits).meta["task_mflops"]
+    points = [p for p in bench.points
+              if not a.only or p.policy.name in {n.strip() for n in a.only.split(",")}]
+    runs = [({"point": p.label}, point_scenario(p, bench, exits, mflops)) for p in points]
+    return f"bench-{bench.name}", runs, points
+
+
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     path = Path(a.scenario)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        print(f"mdi-exit sim: {path}: {exc}", file=sys.stderr)
-        return 2
-    if not isinstance(data, dict):
-        print(f"mdi-exit sim: {path}: expected a mapping", file=sys.stderr)
-        return 2
-    from .scenario import set_dotted
-
-    for item in a.set:
-        key, _, value = item.partition("=")
-        set_dotted(data, key, yaml.safe_load(value))
+    data: dict[str, Any] = {}
+    if not a.bench:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            print(f"mdi-exit sim: {path}: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(data, dict):
+            print(f"mdi-exit sim: {path}: expected a mapping", file=sys.stderr)
+            return 2
+        for item in a.set:
+            key, _, value = item.partition("=")
+            set_dotted(data, key, yaml.safe_load(value))
     show = a.progress == "on" or (a.progress == "auto" and sys.stderr.isatty())
-    name = str(data.get("name") or path.stem)
+    points = []
+    if a.bench:
+        try:
+            name, runs, points = _bench_runs(a)
+        except (ValueError, OSError) as exc:
+            print(f"mdi-exit sim: {exc}", file=sys.stderr)
+            return 2
+        keys: list[str] = []
+    else:
+        name = str(data.get("name") or path.stem)
+        try:
+            runs = expand_sweep(data)
+        except SimScenarioError as exc:
+            print(f"mdi-exit sim: {path}: {exc}", file=sys.stderr)
+            return 2
+        keys = list((data.get("sweep") or {}).keys())
     out = Path(a.out or Path("sim-results") / name)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        runs = expand_sweep(data)
-    except SimScenarioError as exc:
-        print(f"mdi-exit sim: {path}: {exc}", file=sys.stderr)
-        return 2
-    keys = list((data.get("sweep") or {}).keys())
     profiler = None
     if a.profile:
         import cProfile
@@ -159,11 +206,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'-' if acc is None else f'{100 * acc:.1f}%'}, p50 "
                   f"{'-' if p50 is None else f'{p50:.2f} s'}; {row['admitted']} admitted, "
                   f"{row['answered']} answered, {row['pending']} pending; {row['events']} "
-                  f"events in {row['wall_s']:.1f} s ({row['events_per_s']}/s)", flush=True)
+                  f"events in {row['wall_s']:.1f} s ({row['events_per_s']}/s; CPU "
+                  f"{row['cpu_s']:.1f} s, {row['events_per_cpu_s']}/CPU s)", flush=True)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(a.profile)
     written = [out / "runs.csv"]
+    if a.bench and a.compare:
+        from .bench import compare_table, point_key, read_measured
+
+        measured = read_measured(Path(a.compare))
+        table = compare_table([(p, r, measured.get(point_key(p)))
+                               for p, r in zip(points, rows, strict=True)])
+        (out / "compare.md").write_text(f"Simulated (`mdi-exit sim --bench {a.scenario}`) vs "
+                                        f"measured ({a.compare}):\n\n{table}")
+        print(table)
+        written.append(out / "compare.md")
     if len(rows) > 1:
         png = plot(rows, keys, out, name)
         if png is not None:

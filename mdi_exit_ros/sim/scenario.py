@@ -44,6 +44,7 @@ from .exits import ExitTable
 TOP_KEYS = {"name", "description", "seed", "duration", "warmup", "measure", "drain", "exits",
             "thresholds", "profile", "model", "topology", "arrivals", "parameters", "sim",
             "churn", "sweep"}
+REPO = Path(__file__).resolve().parents[2]  # a checkout: docs/sim/ holds the exit tables
 CONFIG_FIELDS = {f.name for f in fields(WorkerConfig)} - {"service_times"}
 
 
@@ -97,7 +98,7 @@ def _exit_table(spec: Any, base: Path, seed: int) -> ExitTable:
     if not isinstance(spec, str):
         raise SimScenarioError("exits: a per-image table path or {synthetic mapping}")
     path = Path(spec)
-    for cand in (path, base / path, Path.cwd() / path):
+    for cand in (path, base / path, Path.cwd() / path, REPO / path):
         if cand.is_file():
             return ExitTable.load(cand)
     raise SimScenarioError(f"exits: {spec} not found (make it with `mdi-exit eval "

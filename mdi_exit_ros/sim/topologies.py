@@ -30,8 +30,9 @@ def generate(spec: Mapping[str, Any], seed: int = 0) -> Topology:
     """A topology from ``{kind, n, ...}``: mesh, ring, grid (rows x cols), geometric.
 
     geometric: ``n`` points uniform in the unit square (seeded), a link between two points
-    closer than ``radius``; each point without a link gets one to its nearest point, so no
-    worker is alone (the graph may still have several components: ``components`` says).
+    closer than ``radius`` (or the radius of a mean ``degree``: sqrt(degree / (pi n))); each
+    point without a link gets one to its nearest point, so no worker is alone (the graph may
+    still have several components: ``components`` says).
     """
     kind = spec.get("kind")
     if kind not in KINDS:
@@ -66,9 +67,12 @@ def generate(spec: Mapping[str, Any], seed: int = 0) -> Topology:
                     pairs.append([workers[i], workers[i + cols]])
         links = pairs
     elif kind == "geometric":
-        radius = float(spec.get("radius", 0.0))
+        if "degree" in spec:  # the radius that gives this mean degree (edges aside)
+            radius = math.sqrt(float(spec["degree"]) / (math.pi * n))
+        else:
+            radius = float(spec.get("radius", 0.0))
         if not 0 < radius:
-            raise SimTopologyError("geometric needs radius > 0 (unit square)")
+            raise SimTopologyError("geometric needs radius > 0 (unit square) or degree > 0")
         rng = random.Random(int(spec.get("seed", seed)))
         pts = [(rng.random(), rng.random()) for _ in range(n)]
         linked: set[tuple[int, int]] = set()
