@@ -170,3 +170,9 @@ def test_the_per_image_table_reproduces_the_checkpoint() -> None:
     frac = table.exit_fraction(tuple(table.meta["thresholds"]))
     assert frac == pytest.approx([0.5107, 0.4836, 0.0057, 0.0, 0.0], abs=2e-3)
     assert math.isclose(sum(frac), 1.0)
+    th = table.meta["thresholds"]
+    right = 0
+    for conf, ok in zip(table.confidence, table.correct, strict=True):
+        k = next(j for j in range(5) if j == 4 or conf[j] > th[j])
+        right += ok[k]
+    assert right / len(table) == pytest.approx(0.8725, abs=2e-3)  # eval's accuracy there
