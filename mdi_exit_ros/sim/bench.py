@@ -77,7 +77,8 @@ def point_key(point: Point) -> tuple[str, str, str]:
 
 def compare_table(rows: list[tuple[Point, Mapping[str, Any], Mapping[str, Any] | None]]) -> str:
     """Markdown: simulated vs measured per point and quantity, with the relative error."""
-    lines = ["| point | " + " | ".join(f"{name} sim / real (err)" for _, name in COMPARED)
+    lines = ["| point | " + " | ".join(f"{name} sim (± sd over seeds) / real (err)"
+                                      for _, name in COMPARED)
              + " | within 15 % |", "|" + "---|" * (len(COMPARED) + 2)]
     for point, sim, real in rows:
         cells, ok = [], True
@@ -91,9 +92,12 @@ def compare_table(rows: list[tuple[Point, Mapping[str, Any], Mapping[str, Any] |
                 continue
             err = (s - r) / r if r else math.inf
             ok = ok and abs(err) <= TOLERANCE
-            cells.append(f"{s:.3g} / {r:.3g} ({err:+.0%})")
+            sd = _num(sim.get(f"{key}_sd"))
+            spread = "" if sd is None else f" ± {sd:.2g}"
+            cells.append(f"{s:.3g}{spread} / {r:.3g} ({err:+.0%})")
         valid = real is not None and str(real.get("valid")) in ("True", "true", "1")
         lines.append(f"| {point.label} | " + " | ".join(cells) + " | "
-                     + ("yes" if ok and valid else "no" if valid else "real point invalid")
+                     + ("yes" if ok and valid else "no" if valid else
+                        "not measured" if real is None else "real point invalid")
                      + " |")
     return "\n".join(lines) + "\n"

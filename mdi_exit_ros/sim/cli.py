@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,9 @@ FIELDS = ("run", "overrides", "topology", "workers", "sources", "links", "compon
           "latency_p50", "latency_p95", "results", "expired_in_window", "exit_distribution",
           "admitted", "answered", "pending", "expired", "dropped", "readmitted", "duplicates",
           "tasks", "tasks_share_source", "utilisation", "sim_time", "events", "wall_s",
-          "cpu_s", "events_per_s", "events_per_cpu_s")
+          "cpu_s", "events_per_s", "events_per_cpu_s", "seeds", "admitted_rate_sd",
+          "answered_rate_sd", "accuracy_sd", "latency_p50_sd")
+SPREAD = ("admitted_rate", "answered_rate", "accuracy", "latency_p50")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: sim-results/<scenario name>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key (dotted, YAML value), e.g. topology.n=50")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="run each scenario with N seeds (seed, seed + 1, ...): the row holds "
+                        "the means, and the standard deviations of the compared numbers")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto")
     p.add_argument("--profile", metavar="FILE", help="write a cProfile of the runs here")
     return p
@@ -68,6 +74,23 @@ def run_one(data: dict[str, Any], base: Path, label: str, show: bool) -> dict[st
     row = {**facts, **metrics(sim, facts), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
            "events_per_s": round(sim.events / wall) if wall > 0 else None,
            "events_per_cpu_s": round(sim.events / cpu) if cpu > 0 else None}
+    return row
+
+
+def run_seeds(data: dict[str, Any], base: Path, label: str, show: bool,
+              seeds: int) -> dict[str, Any]:
+    """`run_one` with `seeds` seeds: means of the numbers, spread of the compared ones."""
+    first = int(data.get("seed", 1))
+    rows = [run_one({**data, "seed": first + i}, base, f"{label} seed {first + i}", show)
+            for i in range(seeds)]
+    row = dict(rows[0])
+    row["seeds"] = seeds
+    for key, value in rows[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            vals = [r[key] for r in rows if r.get(key) is not None]
+            row[key] = statistics.fmean(vals) if vals else None
+            if key in SPREAD and len(vals) > 1:
+                row[f"{key}_sd"] = statistics.stdev(vals)
     return row
 
 
@@ -191,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, (over, sc) in enumerate(tqdm(runs, desc=name, disable=not show or len(runs) < 2)):
             label = ", ".join(f"{k}={v}" for k, v in over.items()) or name
             try:
-                row = run_one(sc, path.parent, label, show)
+                row = run_seeds(sc, path.parent, label, show, max(1, a.seeds))
             except (SimScenarioError, ValueError, KeyError) as exc:
                 print(f"mdi-exit sim: {path}: {label}: {exc}", file=sys.stderr)
                 return 2
@@ -204,10 +227,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: admitted {row['admitted_rate']:.2f}/s, answered "
                   f"{row['answered_rate']:.2f}/s, accuracy "
                   f"{'-' if acc is None else f'{100 * acc:.1f}%'}, p50 "
-                  f"{'-' if p50 is None else f'{p50:.2f} s'}; {row['admitted']} admitted, "
-                  f"{row['answered']} answered, {row['pending']} pending; {row['events']} "
-                  f"events in {row['wall_s']:.1f} s ({row['events_per_s']}/s; CPU "
-                  f"{row['cpu_s']:.1f} s, {row['events_per_cpu_s']}/CPU s)", flush=True)
+                  f"{'-' if p50 is None else f'{p50:.2f} s'}; {row['admitted']:.0f} admitted, "
+                  f"{row['answered']:.0f} answered, {row['pending']:.0f} pending; "
+                  f"{row['events']:.0f} events in {row['wall_s']:.1f} s "
+                  f"({row['events_per_s']:.0f}/s; CPU {row['cpu_s']:.1f} s, "
+                  f"{row['events_per_cpu_s']:.0f}/CPU s)", flush=True)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(a.profile)
