@@ -176,3 +176,18 @@ def test_the_per_image_table_reproduces_the_checkpoint() -> None:
         k = next(j for j in range(5) if j == 4 or conf[j] > th[j])
         right += ok[k]
     assert right / len(table) == pytest.approx(0.8725, abs=2e-3)  # eval's accuracy there
+
+
+def test_task_overhead_lowers_a_saturated_robots_rate() -> None:
+    """One robot fed far beyond its speed answers 1 / (service + overhead) frames/s."""
+    rates = []
+    for overhead in (0.0, 0.05):
+        data = scenario(
+            duration=60.0, warmup=10.0, measure=50.0, drain=0.0,
+            exits={"num_exits": 1, "never_exit": True}, thresholds=1.0,
+            profile={"service_times": [0.2]}, model={"input_bytes": 0},
+            topology={"kind": "local"}, arrivals={"rate": 50.0},
+            parameters={"admission_mode": "threshold"}, sim={"task_overhead": overhead})
+        rates.append(run(data)[1]["answered_rate"])
+    assert rates[0] == pytest.approx(1 / 0.2, rel=0.03)
+    assert rates[1] == pytest.approx(1 / 0.25, rel=0.03)

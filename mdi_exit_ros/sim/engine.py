@@ -102,6 +102,9 @@ class SimParams:
     report_latency: float = 0.001  # s: NeighborState and ExitResult (DDS, not emulated)
     report_loss: float = 0.0  # probability a NeighborState is lost on its way to one peer
     tick_period: float = TICK_PERIOD
+    # s a robot's inference thread spends after a task before it takes the next (completing
+    # it in the core, sending, waking up): not in Gamma_n, which counts the task's compute
+    task_overhead: float = 0.0
     frame_seconds: float | None = None  # the source's own measured compute per frame (slow
     # start's floor of mu); None: from its service times and the table's exit mix
 
@@ -317,7 +320,17 @@ class Simulator:
             self.at(self.now + (0.0 if task.source == wid else self.params.report_latency),
                     self._on_result, task.source, task.data_id, k, img, wid)
         self._offload(w)
-        self._kick(w)
+        if self.params.task_overhead > 0:
+            w.busy = True  # the inference loop around the task
+            self.at(self.now + self.params.task_overhead, self._free, wid, inc)
+        else:
+            self._kick(w)
+
+    def _free(self, wid: str, inc: int) -> None:
+        w = self._live(wid, inc)
+        if w is not None:
+            w.busy = False
+            self._kick(w)
 
     # -- links ------------------------------------------------------------------------------
 
