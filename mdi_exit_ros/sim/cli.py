@@ -163,6 +163,10 @@ def _bench_runs(a: argparse.Namespace) -> tuple[str, list, list]:
     points = [p for p in bench.points
               if not a.only or p.policy.name in {n.strip() for n in a.only.split(",")}]
     runs = [({"point": p.label}, point_scenario(p, bench, exits, mflops)) for p in points]
+    for _, sc in runs:  # --set applies to every point's scenario
+        for item in a.set:
+            key, _, value = item.partition("=")
+            set_dotted(sc, key, yaml.safe_load(value))
     return f"bench-{bench.name}", runs, points
 
 
