@@ -62,10 +62,12 @@ def _exactly_once(sim) -> None:
         assert len(ends) == c["admitted"]  # one first result per admitted frame
 
 
-def test_every_admitted_frame_is_answered_exactly_once() -> None:
+@pytest.mark.parametrize("reports", ["all", "neighbors"])
+def test_every_admitted_frame_is_answered_exactly_once(reports: str) -> None:
     sim, m = run(scenario(topology={"kind": "grid", "rows": 3, "cols": 3, "sources": 3},
                           parameters={"*.queue_thresholds": [2, 6],
-                                      "w2.admission_mode": "threshold"}))
+                                      "w2.admission_mode": "threshold"},
+                          sim={"source_reports": reports}))
     _exactly_once(sim)
     assert m["expired"] == 0 and m["tasks_share_source"] < 1.0
 

@@ -45,7 +45,7 @@ SCENARIO = {
 def test_the_simulator_and_a_real_3_node_fleet_agree_on_the_admitted_rate(tmp_path) -> None:
     from mdi_exit_ros.data.registry import dataset_available
 
-    if not dataset_available("fashion-mnist"):
+    if not dataset_available("fmnist"):
         pytest.skip("Fashion-MNIST is not on this machine (make data)")
     path = tmp_path / "simcheck.yaml"
     path.write_text(yaml.safe_dump(SCENARIO, sort_keys=False))

@@ -105,6 +105,11 @@ class SimParams:
     # s a robot's inference thread spends after a task before it takes the next (completing
     # it in the core, sending, waking up): not in Gamma_n, which counts the task's compute
     task_overhead: float = 0.0
+    # "all": a source's NeighborState reaches every robot, as the fleet-wide topic does (its
+    # T_e restamps its frames' tasks wherever they wait); "neighbors": only the robots that
+    # may offload to it, as every other report (O(sources) instead of O(sources x robots)
+    # events per state period: large fleets with many sources)
+    source_reports: str = "all"
     frame_seconds: float | None = None  # the source's own measured compute per frame (slow
     # start's floor of mu); None: from its service times and the table's exit mix
 
@@ -251,7 +256,8 @@ class Simulator:
         """The state timer: NeighborState to every worker that may offload to w (and, for a
         source, to every worker: its thresholds restamp its frames wherever they are)."""
         report = w.core.report(self.now)
-        to = self.workers if w.wid in self.sources else self._in_neighbors(w.wid)
+        to = self.workers if (w.wid in self.sources and self.params.source_reports == "all") \
+            else self._in_neighbors(w.wid)
         for m in to:
             if m == w.wid or self._down(w.wid, m):
                 continue
