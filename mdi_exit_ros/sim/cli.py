@@ -131,8 +131,12 @@ def plot(rows: list[dict[str, Any]], keys: list[str], out: Path, title: str) -> 
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    ad.set_xscale("log")
-    lat.set_xscale("log")
+    ticks = sorted({r["overrides"][xkey] for r in rows})
+    for ax in (ad, lat):
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    ad.set_yscale("log")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = out / "sweep.png"
