@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "soak": ("mdi_exit_ros.tools.soak", "overload soak: Poisson arrivals at 3x capacity, "
              "bounds checked"),
     "bench": ("mdi_exit_ros.tools.bench", "benchmarks: wire, or a fleet scenario (quick, full)"),
+    "sim": ("mdi_exit_ros.sim.cli", "discrete-event simulation of a fleet on the unchanged "
+            "core (scenario YAML)"),
     "wire-echo": ("mdi_exit_ros.tools.wire_echo", "two-process Task exchange over ROS 2"),
 }
 

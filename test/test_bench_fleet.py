@@ -109,7 +109,7 @@ def test_overrides_make_the_mode_and_the_profile() -> None:
     assert not any("exit_threshold" in s for s in sets)  # the checkpoint's thresholds
     sets = bf.fleet_overrides(poisson, sc, [0.1, 0.2])
     assert "robot1.admission_mode=threshold" in sets and "*.exit_threshold=1.0" in sets
-    # the paper's policy pins task 1 to the source, whatever the node's default
+    # pinned explicitly: the nodes' default is first-task offloading on
     assert "robot1.offload_first_task=false" in sets
 
 

@@ -129,3 +129,13 @@ def test_validation() -> None:
         NeighborTable("n", "m", lease=0.0)
     with pytest.raises(ValueError):
         NeighborTable("n", "m", report_settle=-1.0)
+
+
+def test_eligible_with_a_one_hop_set_among_many_reports() -> None:
+    """A fleet-wide state topic brings every robot's report; only the one-hop set (sorted)
+    is eligible, and a member that has not reported is simply absent."""
+    t = NeighborTable("w0", "mnv2", allowed={"w7", "w3", "w9"})
+    for i in range(1, 9):
+        t.update(rep(f"w{i}", 1), now=0.0)
+    assert [s.worker for s in t.eligible(1.0)] == ["w3", "w7"]
+    assert [s.worker for s in NeighborTable("w0", "mnv2").eligible(1.0)] == []

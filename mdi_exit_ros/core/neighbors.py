@@ -196,8 +196,14 @@ class NeighborTable:
         )
 
     def eligible(self, now: float) -> list[NeighborState]:
-        """Records of every neighbour that may receive a task now (sorted by id)."""
-        return [self._states[w] for w in sorted(self._states) if self.is_eligible(w, now)]
+        """Records of every neighbour that may receive a task now (sorted by id).
+
+        With a one-hop set only its members are looked at: a fleet-wide state topic fills the
+        table with every robot's reports, and Alg. 2 asks this on every offload decision.
+        """
+        names = self._states if self._allowed is None else \
+            [w for w in self._allowed if w in self._states]
+        return [self._states[w] for w in sorted(names) if self.is_eligible(w, now)]
 
     def get(self, worker: str) -> NeighborState | None:
         """The record of one neighbour, if known."""

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=int, default=5000,
                    help="held-out training images, as given to mdi-exit train")
     p.add_argument("--out-dir", default=None, help="where to write eval.{md,csv,json,png}")
+    p.add_argument("--per-image", default=None, metavar="PATH",
+                   help="also write every image's per-exit confidence, prediction and label "
+                        "(gzip CSV, see per_image_table) for `mdi-exit sim`")
     p.add_argument("--title", default=None)
     p.add_argument("--write-thresholds", action="store_true",
                    help="store --thresholds, or else the --policy calibrated on held-out "
@@ -189,6 +192,39 @@ def parse_thresholds(text: str, k: int) -> list[float]:
     return ts * (k - 1) + [0.0] if len(ts) == 1 else ts + [0.0] * (k - len(ts))
 
 
+PER_IMAGE_FORMAT = "mdi-exit-per-image/1"
+
+
+def write_per_image(path: Path, out: ExitOutputs, meta: dict, prof: dict, dataset: str,
+                    split: str) -> None:
+    """Per image: label, max-softmax confidence and predicted class at every exit.
+
+    The simulator (`mdi-exit sim`) draws each simulated frame's exits from these rows, so
+    its accuracy and exit mix are the model's measured ones at any threshold. Format: gzip
+    text; line 1 is ``# `` + JSON (format, model, dataset, split, images, what the simulator
+    needs from the checkpoint: task MFLOPs, cut and input bytes, thresholds), then a CSV
+    with the header ``label,c1..cK,p1..pK`` (confidence to 5 decimals, class ids).
+    """
+    import gzip
+
+    k = out.num_exits
+    spec = meta.get("input_spec") or {}
+    spec = spec if isinstance(spec, dict) else json.loads(spec)
+    head = {"format": PER_IMAGE_FORMAT, "model": meta.get("model_id"), "dataset": dataset,
+            "split": split, "images": int(out.labels.shape[0]), "num_exits": k,
+            "task_mflops": [f / 1e6 for f in prof["task_flops"]],
+            "cut_bytes": [int(b) for b in meta.get("cut_wire_bytes") or []],
+            "input_bytes": int(spec.get("channels", 0)) * int(spec.get("size", 0)) ** 2 * 4,
+            "thresholds": [float(t) for t in meta.get("thresholds") or []],
+            "exit_accuracy": out.exit_accuracy()}
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as f:
+        f.write("# " + json.dumps(head) + "\n")
+        w = csv.writer(f)
+        w.writerow(["label"] + [f"c{i + 1}" for i in range(k)] + [f"p{i + 1}" for i in range(k)])
+        for label, conf, pred in zip(out.labels, out.confidence, out.prediction, strict=True):
+            w.writerow([int(label)] + [f"{c:.5f}" for c in conf] + [int(p) for p in pred])
+
+
 def _calibration_data(args, dataset: str, spec) -> tuple[str, ImageArrays]:
     """The held-out training images (exactly those ``mdi-exit train`` kept aside)."""
     size = spec.size if dataset.startswith("folder:") else None
@@ -248,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.calibrate_on == "split":
             cal_data = data
     out = _outputs(model, data, args, fp16)
+    if args.per_image:
+        write_per_image(Path(args.per_image), out, meta, model.profile().to_dict(), dataset,
+                        args.split)
+        print(f"wrote {args.per_image}", file=sys.stderr)
     cal_out = _outputs(model, cal_data, args, fp16) if cal_name else out
     prof = model.profile().to_dict()
     exit_flops = prof["exit_flops"]

@@ -310,7 +310,8 @@ def fleet_overrides(point: Point, scenario: Scenario, service_times: Sequence[fl
     sets += [f"{source}.admission_mode={mode}",
              f"{source}.initial_interval="
              f"{scenario.initial_interval or start_interval(service_times, robots, point.policy.pins_first_task)!r}"]  # noqa: E501
-    # always explicit: the node's default (true) is not the paper's policy
+    # Explicit both ways: the nodes' default is on (docs/ALGORITHMS.md, 24), and the paper's
+    # policies pin task 1 to the source.
     sets.append(f"{source}.offload_first_task="
                 f"{'true' if point.policy.first_task_offload else 'false'}")
     for key, value in scenario.parameters.items():

@@ -1,0 +1,266 @@
+"""`mdi-exit sim <scenario.yaml>`: run a simulation scenario (or its sweep), write CSV + PNG.
+
+Every run of the scenario's `sweep` (or the one run) becomes a row of `<out>/runs.csv`; with a
+numeric sweep key the runs are also plotted (`<out>/sweep.png`: admitted rate and latency p50
+versus that key, one curve per combination of the other keys). A progress bar (tqdm, as
+`mdi-exit train`) follows the simulated time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from .scenario import SimScenarioError, build, expand_sweep, metrics, set_dotted
+
+REPO = Path(__file__).resolve().parents[2]
+
+FIELDS = ("run", "overrides", "topology", "workers", "sources", "links", "components",
+          "offload_first_task", "offered_rate", "admitted_rate", "answered_rate", "accuracy",
+          "latency_p50", "latency_p95", "results", "expired_in_window", "exit_distribution",
+          "admitted", "answered", "pending", "expired", "dropped", "readmitted", "duplicates",
+          "tasks", "tasks_share_source", "utilisation", "sim_time", "events", "wall_s",
+          "cpu_s", "events_per_s", "events_per_cpu_s", "seeds", "admitted_rate_sd",
+          "answered_rate_sd", "accuracy_sd", "latency_p50_sd")
+SPREAD = ("admitted_rate", "answered_rate", "accuracy", "latency_p50")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mdi-exit sim", description=__doc__.split("\n")[0])
+    p.add_argument("scenario", help="scenario YAML (docs/SIMULATION.md; examples: config/sim/), "
+                   "or with --bench a `mdi-exit bench` scenario (quick, validate, a YAML)")
+    p.add_argument("--bench", action="store_true",
+                   help="simulate the points of a bench scenario (sim/bench.py)")
+    p.add_argument("--exits", metavar="FILE",
+                   help="--bench: the model's per-image table (default: "
+                        "docs/sim/<model>_test.csv.gz of this checkout)")
+    p.add_argument("--compare", metavar="RUNS_CSV",
+                   help="--bench: a bench run's runs.csv; writes compare.md beside runs.csv")
+    p.add_argument("--only", metavar="POLICY[,POLICY...]", help="--bench: only these policies")
+    p.add_argument("--out", help="output folder (default: sim-results/<scenario name>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario key (dotted, YAML value), e.g. topology.n=50")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="run each scenario with N seeds (seed, seed + 1, ...): the row holds "
+                        "the means, and the standard deviations of the compared numbers")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--profile", metavar="FILE", help="write a cProfile of the runs here")
+    return p
+
+
+def run_one(data: dict[str, Any], base: Path, label: str, show: bool) -> dict[str, Any]:
+    """Build, run and measure one scenario (no sweep)."""
+    sim, facts = build(data, base)
+    total = facts["duration"] + facts["drain"]
+    bar = tqdm(total=round(total), unit="sim s", desc=label, disable=not show, leave=False)
+
+    def progress(now: float) -> None:
+        bar.update(max(0, round(now) - bar.n))
+
+    started, cpu = time.perf_counter(), time.process_time()
+    sim.run(facts["duration"], facts["drain"], progress)
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    bar.close()
+    row = {**facts, **metrics(sim, facts), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+           "events_per_s": round(sim.events / wall) if wall > 0 else None,
+           "events_per_cpu_s": round(sim.events / cpu) if cpu > 0 else None}
+    return row
+
+
+def run_seeds(data: dict[str, Any], base: Path, label: str, show: bool,
+              seeds: int) -> dict[str, Any]:
+    """`run_one` with `seeds` seeds: means of the numbers, spread of the compared ones."""
+    first = int(data.get("seed", 1))
+    rows = [run_one({**data, "seed": first + i}, base, f"{label} seed {first + i}", show)
+            for i in range(seeds)]
+    row = dict(rows[0])
+    row["seeds"] = seeds
+    for key, value in rows[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            vals = [r[key] for r in rows if r.get(key) is not None]
+            row[key] = statistics.fmean(vals) if vals else None
+            if key in SPREAD and len(vals) > 1:
+                row[f"{key}_sd"] = statistics.stdev(vals)
+    return row
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 6)
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return "" if v is None else v
+
+
+def plot(rows: list[dict[str, Any]], keys: list[str], out: Path, title: str) -> Path | None:
+    """Admitted rate and latency p50 versus the first numeric sweep key."""
+    xkey = next((k for k in keys if all(isinstance(r["overrides"][k], (int, float))
+                                        and not isinstance(r["overrides"][k], bool)
+                                        for r in rows)), None)
+    if xkey is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    others = [k for k in keys if k != xkey]
+    fig, (ad, lat) = plt.subplots(1, 2, figsize=(11, 4.2))
+    series: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        label = ", ".join(f"{k.split('.')[-1]}={r['overrides'][k]}" for k in others) or "run"
+        series.setdefault(label, []).append(r)
+    for label, rs in series.items():
+        rs = sorted(rs, key=lambda r: r["overrides"][xkey])
+        xs = [r["overrides"][xkey] for r in rs]
+        line, = ad.plot(xs, [r["admitted_rate"] for r in rs], "o-", label=label)
+        lat.plot(xs, [r["latency_p50"] if r["latency_p50"] is not None else float("nan")
+                      for r in rs], "o-", color=line.get_color(), label=label)
+    for ax, yl in ((ad, "admitted frames/s (window)"), (lat, "latency p50 (s)")):
+        ax.set_xlabel(xkey)
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ticks = sorted({r["overrides"][xkey] for r in rows})
+    for ax in (ad, lat):
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    ad.set_yscale("log")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = out / "sweep.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _bench_runs(a: argparse.Namespace) -> tuple[str, list, list]:
+    """(name, [(overrides, scenario)], points) of a bench scenario's points."""
+    from mdi_exit_ros.tools.bench_fleet import load_scenario
+
+    from .bench import point_scenario
+    from .exits import ExitTable
+
+    bench = load_scenario(a.scenario)
+    exits = a.exits
+    if exits is None:
+        for base in (Path.cwd(), REPO):
+            cand = base / "docs" / "sim" / f"{bench.model}_test.csv.gz"
+            if cand.is_file():
+                exits = str(cand)
+                break
+        else:
+            raise ValueError(f"no per-image table for {bench.model}: make one with `mdi-exit "
+                             f"eval --model {bench.model} --per-image FILE` and pass --exits")
+    mflops = ExitTable.load(exits).meta["task_mflops"]
+    points = [p for p in bench.points
+              if not a.only or p.policy.name in {n.strip() for n in a.only.split(",")}]
+    runs = [({"point": p.label}, point_scenario(p, bench, exits, mflops)) for p in points]
+    for _, sc in runs:  # --set applies to every point's scenario
+        for item in a.set:
+            key, _, value = item.partition("=")
+            set_dotted(sc, key, yaml.safe_load(value))
+    return f"bench-{bench.name}", runs, points
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    path = Path(a.scenario)
+    data: dict[str, Any] = {}
+    if not a.bench:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            print(f"mdi-exit sim: {path}: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(data, dict):
+            print(f"mdi-exit sim: {path}: expected a mapping", file=sys.stderr)
+            return 2
+        for item in a.set:
+            key, _, value = item.partition("=")
+            set_dotted(data, key, yaml.safe_load(value))
+    show = a.progress == "on" or (a.progress == "auto" and sys.stderr.isatty())
+    points = []
+    if a.bench:
+        try:
+            name, runs, points = _bench_runs(a)
+        except (ValueError, OSError) as exc:
+            print(f"mdi-exit sim: {exc}", file=sys.stderr)
+            return 2
+        keys: list[str] = []
+    else:
+        name = str(data.get("name") or path.stem)
+        try:
+            runs = expand_sweep(data)
+        except SimScenarioError as exc:
+            print(f"mdi-exit sim: {path}: {exc}", file=sys.stderr)
+            return 2
+        keys = list((data.get("sweep") or {}).keys())
+    out = Path(a.out or Path("sim-results") / name)
+    out.mkdir(parents=True, exist_ok=True)
+    profiler = None
+    if a.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    rows = []
+    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for i, (over, sc) in enumerate(tqdm(runs, desc=name, disable=not show or len(runs) < 2)):
+            label = ", ".join(f"{k}={v}" for k, v in over.items()) or name
+            try:
+                row = run_seeds(sc, path.parent, label, show, max(1, a.seeds))
+            except (SimScenarioError, ValueError, KeyError) as exc:
+                print(f"mdi-exit sim: {path}: {label}: {exc}", file=sys.stderr)
+                return 2
+            row.update(run=i + 1, overrides=over)
+            rows.append(row)
+            writer.writerow({k: _fmt(row.get(k)) for k in FIELDS})
+            f.flush()
+            p50 = row["latency_p50"]
+            acc = row["accuracy"]
+            print(f"{label}: admitted {row['admitted_rate']:.2f}/s, answered "
+                  f"{row['answered_rate']:.2f}/s, accuracy "
+                  f"{'-' if acc is None else f'{100 * acc:.1f}%'}, p50 "
+                  f"{'-' if p50 is None else f'{p50:.2f} s'}; {row['admitted']:.0f} admitted, "
+                  f"{row['answered']:.0f} answered, {row['pending']:.0f} pending; "
+                  f"{row['events']:.0f} events in {row['wall_s']:.1f} s "
+                  f"({row['events_per_s']:.0f}/s; CPU {row['cpu_s']:.1f} s, "
+                  f"{row['events_per_cpu_s']:.0f}/CPU s)", flush=True)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(a.profile)
+    written = [out / "runs.csv"]
+    if a.bench and a.compare:
+        from .bench import compare_table, point_key, read_measured
+
+        measured = read_measured(Path(a.compare))
+        table = compare_table([(p, r, measured.get(point_key(p)))
+                               for p, r in zip(points, rows, strict=True)])
+        (out / "compare.md").write_text(f"Simulated (`mdi-exit sim --bench {a.scenario}`) vs "
+                                        f"measured ({a.compare}):\n\n{table}")
+        print(table)
+        written.append(out / "compare.md")
+    if len(rows) > 1:
+        png = plot(rows, keys, out, name)
+        if png is not None:
+            written.append(png)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

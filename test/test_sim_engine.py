@@ -1,0 +1,195 @@
+"""The simulator (mdi_exit_ros/sim): pure Python, fast, no ROS.
+
+It must be deterministic with a seed, answer every admitted frame exactly once (also when
+workers crash and come back and links go down), and agree with queueing theory where theory
+has an answer: one worker, a fixed task time, no early exit, Poisson arrivals is an M/D/1
+queue, whose mean time in system is D + rho D / (2 (1 - rho)) (Pollaczek-Khinchine).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+import pytest
+
+from mdi_exit_ros.sim import engine, topologies
+from mdi_exit_ros.sim.exits import ExitTable
+from mdi_exit_ros.sim.scenario import SimScenarioError, build, expand_sweep, metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT / "docs" / "sim" / "mobilenet_v2_ee_cifar10_test.csv.gz"
+
+
+def scenario(**over):
+    base = {
+        "name": "t", "seed": 3, "duration": 40.0, "warmup": 5.0, "measure": 30.0,
+        "drain": 120.0, "exits": {"num_exits": 3, "images": 500}, "thresholds": 0.7,
+        "profile": {"service_times": [0.05, 0.04, 0.03], "link_delay": 0.005,
+                    "link_bandwidth": 2.5e6},
+        "model": {"cut_bytes": [4096, 2048], "input_bytes": 3072},
+        "topology": {"kind": "mesh", "n": 4}, "arrivals": {"rate": 40.0, "poisson": True},
+        "parameters": {"*.queue_thresholds": [2, 6]},
+    }
+    base.update(over)
+    return base
+
+
+def run(data):
+    sim, facts = build(data)
+    sim.run(facts["duration"], facts["drain"])
+    return sim, metrics(sim, facts)
+
+
+def test_same_seed_same_run_and_another_seed_another() -> None:
+    a, ma = run(scenario())
+    b, mb = run(scenario())
+    assert ma == mb
+    assert [(e.source, e.admitted_at, e.answered_at, e.exit_index, e.worker) for e in a.ends] \
+        == [(e.source, e.admitted_at, e.answered_at, e.exit_index, e.worker) for e in b.ends]
+    assert ma["admitted"] > 100  # the run did something
+    _, mc = run(scenario(seed=4))
+    assert mc != ma
+
+
+def _exactly_once(sim) -> None:
+    for src in sim.sources.values():
+        c = src.frames.counters()
+        assert c["pending"] == 0, c
+        assert c["completed"] == c["admitted"] > 0, c
+        ends = [e for e in sim.ends if e.source == src.wid]
+        assert len(ends) == c["admitted"]  # one first result per admitted frame
+
+
+@pytest.mark.parametrize("reports", ["all", "neighbors"])
+def test_every_admitted_frame_is_answered_exactly_once(reports: str) -> None:
+    sim, m = run(scenario(topology={"kind": "grid", "rows": 3, "cols": 3, "sources": 3},
+                          parameters={"*.queue_thresholds": [2, 6],
+                                      "w2.admission_mode": "threshold"},
+                          sim={"source_reports": reports}))
+    _exactly_once(sim)
+    assert m["expired"] == 0 and m["tasks_share_source"] < 1.0
+
+
+def test_exactly_once_under_churn() -> None:
+    """Workers crash holding tasks (custody and the sources' deadlines recover them), come
+    back as fresh processes, a new worker joins, a link drops everything for a while."""
+    churn = [{"at": 8.0, "leave": "w2"}, {"at": 9.0, "leave": "w4"},
+             {"at": 14.0, "link_down": ["w1", "w3"], "for": 4.0},
+             {"at": 20.0, "join": "w2"}, {"at": 22.0, "join": "w9", "neighbors": ["w1", "w3"]},
+             {"at": 25.0, "leave": "w3"}, {"at": 30.0, "join": "w4"}]
+    sim, m = run(scenario(churn=churn, topology={"kind": "mesh", "n": 5, "sources": 1},
+                          arrivals={"rate": 30.0, "poisson": True}))
+    _exactly_once(sim)
+    held = {w: sim.workers[w].tasks_run for w in ("w2", "w9", "w4")}
+    assert all(n > 0 for n in held.values()), held  # the joined workers got work
+    stats = [w.core.stats() for w in sim.workers.values()]
+    assert sum(s.taken_back for s in stats) > 0  # crashes forced take-backs...
+    assert m["admitted"] > 300
+
+
+def test_a_source_cannot_leave() -> None:
+    with pytest.raises(SimScenarioError, match="source"):
+        build(scenario(churn=[{"at": 1.0, "leave": "w1"}]))
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.8])
+def test_one_worker_no_exit_poisson_is_an_md1_queue(rho: float) -> None:
+    """Mean time in system within 5 % of Pollaczek-Khinchine; throughput = lambda.
+
+    Every frame admitted (Alg. 4 mode; K = 1, so T_e changes nothing), the overload guard
+    out of reach (max_queue and frame_deadline large), 40,000 frames."""
+    d = 0.1
+    lam = rho / d
+    frames = 40_000
+    data = scenario(
+        seed=11, duration=frames / lam, warmup=100.0, measure=frames / lam - 200.0,
+        exits={"num_exits": 1, "never_exit": True}, thresholds=1.0,
+        profile={"service_times": [d]}, model={"input_bytes": 0},
+        topology={"kind": "local"}, arrivals={"rate": lam, "poisson": True},
+        parameters={"admission_mode": "threshold", "max_queue": 100_000,
+                    "frame_deadline": 1e6}, sim={"tick_period": 1.0})
+    sim, m = run(data)
+    _exactly_once(sim)
+    t0, t1 = 100.0, frames / lam - 100.0
+    inside = [e.answered_at - e.admitted_at for e in sim.ends if t0 <= e.admitted_at <= t1]
+    mean = sum(inside) / len(inside)
+    theory = d + rho * d / (2 * (1 - rho))
+    assert mean == pytest.approx(theory, rel=0.05), (mean, theory)
+    assert m["answered_rate"] == pytest.approx(lam, rel=0.03)
+    assert min(inside) >= d - 1e-9  # never faster than the service time
+
+
+def test_node_constants_agree() -> None:
+    """ACK_BYTES and TICK_PERIOD are the nodes' (read from their source: no rclpy here)."""
+    tree = ast.parse((ROOT / "mdi_exit_ros" / "nodes" / "worker.py").read_text())
+    values = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name)}
+    assert values["ACK_BYTES"] == engine.ACK_BYTES
+    assert values["TICK_PERIOD"] == engine.TICK_PERIOD
+
+
+def test_topologies() -> None:
+    g = topologies.generate({"kind": "grid", "rows": 3, "cols": 4})
+    assert len(g.workers) == 12 and len(g.neighbors("w1")) == 2 and len(g.neighbors("w6")) == 4
+    r = topologies.generate({"kind": "ring", "n": 6})
+    assert all(len(r.neighbors(w)) == 2 for w in r.workers)
+    d = topologies.generate({"kind": "ring", "n": 3, "directed": True})
+    assert d.neighbors("w1") == ["w2"]
+    geo = topologies.generate({"kind": "geometric", "n": 200, "radius": 0.08, "seed": 2})
+    assert all(geo.neighbors(w) for w in geo.workers)  # nobody alone
+    assert topologies.components(topologies.generate({"kind": "mesh", "n": 5})) == 1
+    shipped = topologies.resolve("circular3")
+    assert shipped.neighbors("robot1") == ["robot2"]
+    with pytest.raises(ValueError):
+        topologies.generate({"kind": "torus", "n": 3})
+
+
+def test_sweep_expands_every_combination() -> None:
+    runs = expand_sweep({"topology": {"kind": "mesh", "n": 2},
+                         "sweep": {"topology.n": [2, 3],
+                                   "parameters.*.offload_first_task": [False, True]}})
+    assert [(o["topology.n"], s["topology"]["n"], s["parameters"]["*.offload_first_task"])
+            for o, s in runs] == [(2, 2, False), (2, 2, True), (3, 3, False), (3, 3, True)]
+
+
+def test_first_task_offloading_spreads_the_first_tasks() -> None:
+    """The same core decision as on real fleets (docs/ALGORITHMS.md, 24)."""
+    pinned = run(scenario(parameters={"*.offload_first_task": False,
+                                      "*.queue_thresholds": [2, 6]}))[1]
+    spread = run(scenario(parameters={"*.offload_first_task": True,
+                                      "*.queue_thresholds": [2, 6]}))[1]
+    assert spread["tasks_share_source"] < pinned["tasks_share_source"]
+
+
+@pytest.mark.skipif(not TABLE.is_file(), reason="per-image table not generated")
+def test_the_per_image_table_reproduces_the_checkpoint() -> None:
+    """Alg. 1 on the committed table at the checkpoint's thresholds gives the exit mix and
+    accuracy `mdi-exit eval` measured (stored in the checkpoint's metadata)."""
+    table = ExitTable.load(TABLE)
+    assert len(table) == 10_000 and table.num_exits == 5
+    frac = table.exit_fraction(tuple(table.meta["thresholds"]))
+    assert frac == pytest.approx([0.5107, 0.4836, 0.0057, 0.0, 0.0], abs=2e-3)
+    assert math.isclose(sum(frac), 1.0)
+    th = table.meta["thresholds"]
+    right = 0
+    for conf, ok in zip(table.confidence, table.correct, strict=True):
+        k = next(j for j in range(5) if j == 4 or conf[j] > th[j])
+        right += ok[k]
+    assert right / len(table) == pytest.approx(0.8725, abs=2e-3)  # eval's accuracy there
+
+
+def test_task_overhead_lowers_a_saturated_robots_rate() -> None:
+    """One robot fed far beyond its speed answers 1 / (service + overhead) frames/s."""
+    rates = []
+    for overhead in (0.0, 0.05):
+        data = scenario(
+            duration=60.0, warmup=10.0, measure=50.0, drain=0.0,
+            exits={"num_exits": 1, "never_exit": True}, thresholds=1.0,
+            profile={"service_times": [0.2]}, model={"input_bytes": 0},
+            topology={"kind": "local"}, arrivals={"rate": 50.0},
+            parameters={"admission_mode": "threshold"}, sim={"task_overhead": overhead})
+        rates.append(run(data)[1]["answered_rate"])
+    assert rates[0] == pytest.approx(1 / 0.2, rel=0.03)
+    assert rates[1] == pytest.approx(1 / 0.25, rel=0.03)
