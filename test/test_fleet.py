@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from mdi_exit_ros.msg import WorkerStats
-from mdi_exit_ros.tools import fleet, fleet_spec
-from mdi_exit_ros.tools.fleet import RunCounts, format_summary, parse_options, summarize
+from mdi_exit_ros.tools import fleet, fleet_spec, supervisor
+from mdi_exit_ros.tools.fleet import parse_options
 from mdi_exit_ros.tools.fleet_spec import (
     coerce,
     format_value,
@@ -25,6 +25,7 @@ from mdi_exit_ros.tools.fleet_spec import (
     ros_arguments,
     worker_specs,
 )
+from mdi_exit_ros.tools.fleet_summary import Departure, RunCounts, format_summary, summarize
 from mdi_exit_ros.tools.procs import spawn_module, stop_all
 from mdi_exit_ros.topology import TopologyError, load_topology, parse_topology, resolve_topology
 
@@ -215,12 +216,12 @@ def test_bad_options_exit_2(argv, message, capsys) -> None:
 
 def test_child_commands_run_the_node_modules() -> None:
     o = parse_options(["mesh2"])
-    module, args = fleet.child_command(o.workers[0], Path("/p.yaml"))
+    module, args = supervisor.child_command(o.workers[0], Path("/p.yaml"))
     assert module == "mdi_exit_ros.nodes.source"
     assert args[args.index("--params-file") + 1] == "/p.yaml"
-    module, args = fleet.child_command(o.workers[1], Path("/p.yaml"))
+    module, args = supervisor.child_command(o.workers[1], Path("/p.yaml"))
     assert module == "mdi_exit_ros.nodes.worker" and "--params-file" in args
-    module, args = fleet.child_command(o.players[0], Path("/p.yaml"))
+    module, args = supervisor.child_command(o.players[0], Path("/p.yaml"))
     assert module == "mdi_exit_ros.nodes.image_player" and "--params-file" not in args
     assert not hasattr(fleet, "STAND_IN")
     with pytest.raises(SystemExit):  # the stand-in option is gone
@@ -276,8 +277,8 @@ def test_summary_adds_up_workers_and_links() -> None:
 
 def test_summary_names_the_robots_run_here_and_those_that_left() -> None:
     stats = [_stats("robot2", tasks_run=3), _stats("robot3", tasks_run=4)]
-    left = [fleet.Departure("/robot3/worker", 12.34, -9, back_at=15.0, restart=1),
-            fleet.Departure("/robot3/worker", 20.0, -9, note="not restarted (all 1 restarts "
+    left = [Departure("/robot3/worker", 12.34, -9, back_at=15.0, restart=1),
+            Departure("/robot3/worker", 20.0, -9, note="not restarted (all 1 restarts "
                                                              "used)")]
     s = summarize(stats, RunCounts(), 30.0, robots=("robot2", "robot3"),
                   topology_robots=("robot1", "robot2", "robot3"), departures=left)

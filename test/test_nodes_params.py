@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mdi_exit_ros.nodes.params import (
+from mdi_exit_ros.nodes.ros_params import descriptor
+from mdi_exit_ros.params import (
     SPECS,
     UNSET,
     WORKER_PARAMS,
     check,
-    descriptor,
     threshold_source_of,
 )
 

@@ -1,4 +1,4 @@
-"""docs/USAGE.md's parameter table is the one generated from nodes/params.py (no drift)."""
+"""docs/USAGE.md's parameter table is the one generated from params.py (no drift)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mdi_exit_ros.nodes import params
+from mdi_exit_ros import params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_usage_parameter_table_is_generated_from_the_table() -> None:
     text = (REPO / "docs" / "USAGE.md").read_text()
     assert params.with_table(text) == text, (
-        "docs/USAGE.md's parameter table differs from mdi_exit_ros/nodes/params.py; run "
-        "`python -m mdi_exit_ros.nodes.params --write docs/USAGE.md`")
+        "docs/USAGE.md's parameter table differs from mdi_exit_ros/params.py; run "
+        "`python -m mdi_exit_ros.params --write docs/USAGE.md`")
 
 
 def test_check_command_catches_a_hand_edit(tmp_path: Path) -> None:

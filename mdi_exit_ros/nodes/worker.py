@@ -34,15 +34,15 @@ from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.signals import SignalHandlerOptions
 
-from mdi_exit_ros import core
+from mdi_exit_ros import core, params
 from mdi_exit_ros.core import health as core_health
 from mdi_exit_ros.model.checkpoint import CheckpointError
 from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerStats
-from mdi_exit_ros.nodes import params
 from mdi_exit_ros.nodes.engine import Engine, Payload
 from mdi_exit_ros.nodes.lifecycle_guard import refuse_invalid_transitions
 from mdi_exit_ros.nodes.links import LinkEmulator
 from mdi_exit_ros.nodes.peers import PeerPublishers
+from mdi_exit_ros.nodes.ros_params import declare as declare_parameters
 from mdi_exit_ros.topics import (
     ACKS,
     EXITS,
@@ -77,7 +77,7 @@ class WorkerNode(LifecycleNode):
     def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
         self.internal_errors = 0  # before super(): it may create timers and subscriptions
         super().__init__(node_name, **kwargs)
-        params.declare(self, self.is_source)
+        declare_parameters(self, self.is_source)
         # The worker id is the last part of the namespace (<fleet>/<id>): one home for it.
         self.worker_id: str = split_namespace(self.get_namespace())[1]
         self.fleet = "/"  # the fleet namespace in force (checked on configure)

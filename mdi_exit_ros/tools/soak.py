@@ -44,6 +44,7 @@ from typing import Any
 
 from mdi_exit_ros.tools import fleet as fleet_tool
 from mdi_exit_ros.tools import fleet_spec
+from mdi_exit_ros.tools.supervisor import Child, start_child
 
 MODES = ("threshold", "rate")
 DEFAULT_SLOWDOWN = 100.0
@@ -295,26 +296,23 @@ class SoakFleet(fleet_tool.Fleet):
                         [c for c in self.children if c.spec.lifecycle])
         return {r: self.view.workers[r].stats for r in robots}
 
-    def set_parameters(self, child: fleet_tool.Child, values: dict[str, Any],
+    def set_parameters(self, child: Child, values: dict[str, Any],
                        deadline: float) -> None:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
         client = self.node.create_client(SetParameters, f"{child.spec.full_name}/set_parameters")
         try:
-            self.spin_until(client.service_is_ready, deadline - time.monotonic(),
-                            f"waiting for {child.spec.full_name}/set_parameters", [child])
             req = SetParameters.Request()
             req.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-            fut = self._answer(client, req, client.call_async(req), child,
-                               "setting parameters", deadline)
-            bad = [r.reason for r in fut.result().results if not r.successful]
+            answer = self.call(child, client, req, "setting parameters", deadline)
+            bad = [r.reason for r in answer.results if not r.successful]
             if bad:
                 raise fleet_tool.FleetError(f"{child.spec.full_name} refused {values}: {bad}")
         finally:
             self.node.destroy_client(client)
 
-    def reconfigure(self, child: fleet_tool.Child, values: dict[str, Any],
+    def reconfigure(self, child: Child, values: dict[str, Any],
                     deadline: float) -> None:
         """deactivate, clean up, set configure-only parameters, configure, activate."""
         from lifecycle_msgs.msg import State, Transition
@@ -358,7 +356,7 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
     spec = fleet_spec.NodeSpec(spec.robot, spec.executable, spec.name,
                                {**spec.parameters, "arrival": "poisson",
                                 "seed": args.seed + index}, spec.remappings, lifecycle=False)
-    player = fleet_tool.start_child(spec, opts, fleet.log_dir, restart=index)
+    player = start_child(spec, opts.params_file, fleet.log_dir, restart=index)
     fleet.children.append(player)
     procs[spec.label] = player
     logs = {label: LogRate(c.log_path) for label, c in procs.items()}
