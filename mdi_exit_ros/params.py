@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from mdi_exit_ros.core.admission import DEFAULT_MAX_QUEUE
+from mdi_exit_ros.core.confidence import CONFIDENCE_FNS
+from mdi_exit_ros.core.exit_policy import CHECKPOINT, DEFAULT_T_O, THRESHOLD_SOURCES
 
 ANY_NEIGHBOR = "*"  # neighbors: ["*"] = any discovered worker
 NO_NEIGHBOR = "-"  # neighbors: ["-"] = none (ROS cannot type an empty string array)
@@ -38,11 +40,9 @@ UNSET_DOUBLES = "<unset double[]>"  # default of a double array that starts out 
 UNSET_DOUBLE = "<unset double>"  # default of a double that starts out unset
 UNSET_INTEGER = "<unset integer>"  # default of an integer that starts out unset
 UNSET = (UNSET_DOUBLES, UNSET_DOUBLE, UNSET_INTEGER)
-CHECKPOINT = "checkpoint"
-THRESHOLD_SOURCES = (CHECKPOINT, "exit_threshold", "exit_thresholds")
 ADMISSION_MODES = ("rate", "threshold")
-CONFIDENCES = ("max_softmax", "entropy")
-IMAGE_QOS = ("auto", "reliable", "best_effort", "sensor_data")
+CONFIDENCES = tuple(CONFIDENCE_FNS)  # core/confidence.py's functions, by name
+IMAGE_QOS = ("auto", "reliable", "best_effort", "sensor_data")  # choices of wire.qos.image_qos
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ WORKER_PARAMS: tuple[Spec, ...] = (
          "force (threshold_source: exit_threshold)", low=0.0, high=1.0),
     Spec("exit_thresholds", UNSET_DOUBLES, "T_e^k per exit (Alg. 1), one value in [0, 1] per "
          "exit; setting it puts it in force (threshold_source: exit_thresholds)"),
-    Spec("output_queue_threshold", 50, "T_O: a new task goes to the input queue when O_n "
+    Spec("output_queue_threshold", DEFAULT_T_O, "T_O: a new task goes to the input queue when O_n "
          "exceeds it (Alg. 1 line 8)", low=0, high=1_000_000),
     Spec("neighbors", [ANY_NEIGHBOR], "One-hop neighbours this worker may offload to; "
          "['*'] = any discovered worker, ['-'] = none (a topology worker without outgoing "

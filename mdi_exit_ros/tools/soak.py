@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mdi_exit_ros.params import SPECS
 from mdi_exit_ros.tools import fleet as fleet_tool
 from mdi_exit_ros.tools import fleet_spec
 from mdi_exit_ros.tools.supervisor import Child, start_child
@@ -516,11 +517,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arrival rate / capacity")
     p.add_argument("--slowdown", type=float, default=DEFAULT_SLOWDOWN,
                    help="compute_slowdown of every robot")
-    p.add_argument("--max-queue", type=int, default=100, help="the source's max_queue")
-    p.add_argument("--t-o", type=int, default=50, help="output_queue_threshold of every robot")
-    p.add_argument("--frame-deadline", type=float, default=10.0)
-    p.add_argument("--max-readmissions", type=int, default=1)
-    p.add_argument("--min-exit-threshold", type=float, default=0.5)
+    p.add_argument("--max-queue", type=int, default=SPECS["max_queue"].default,
+                   help="the source's max_queue")
+    p.add_argument("--t-o", type=int, default=SPECS["output_queue_threshold"].default,
+                   help="output_queue_threshold of every robot")
+    p.add_argument("--frame-deadline", type=float, default=SPECS["frame_deadline"].default)
+    p.add_argument("--max-readmissions", type=int, default=SPECS["max_readmissions"].default)
+    p.add_argument("--min-exit-threshold", type=float,
+                   default=SPECS["min_exit_threshold"].default)
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--model", default="fmnist_cnn_ee")
     p.add_argument("--calibration-frames", type=int, default=500)
