@@ -23,7 +23,7 @@ from mdi_exit_ros import core
 from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
 from mdi_exit_ros.nodes.engine import Payload
 from mdi_exit_ros.nodes.worker import WorkerNode, run_node
-from mdi_exit_ros.topics import CLASSIFICATION, EXITS, IMAGE, IMAGE_LABEL
+from mdi_exit_ros.topics import CLASSIFICATION, EXITS, IMAGE, IMAGE_LABEL, NODE_NAME
 from mdi_exit_ros.wire import qos
 from mdi_exit_ros.wire.image import ImageDecodeError, image_to_array
 
@@ -57,7 +57,7 @@ class SourceNode(WorkerNode):
 
     is_source = True
 
-    def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.controller: core.RateController | core.ThresholdController | None = None
         self.frames: core.FrameLedger | None = None

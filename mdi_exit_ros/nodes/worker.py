@@ -46,6 +46,7 @@ from mdi_exit_ros.nodes.ros_params import declare as declare_parameters
 from mdi_exit_ros.topics import (
     ACKS,
     EXITS,
+    NODE_NAME,
     TASKS,
     fleet_namespace,
     peer_topic,
@@ -72,7 +73,7 @@ class WorkerNode(LifecycleNode):
 
     is_source = False
 
-    def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         self.internal_errors = 0  # before super(): it may create timers and subscriptions
         super().__init__(node_name, **kwargs)
         declare_parameters(self, self.is_source)

@@ -35,7 +35,6 @@ RATE_WINDOW = 5.0  # s of history for the admitted frames/s
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
-LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
 
 
 @dataclass

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, Tensor
 from mdi_exit_ros.tools.procs import spawn_module
 from mdi_exit_ros.wire import to_msg
+from mdi_exit_ros.wire.qos import reliable
 
 TYPES: dict[str, type] = {
     "Tensor": Tensor, "Task": Task, "TaskAck": TaskAck,
@@ -31,12 +31,6 @@ TYPES: dict[str, type] = {
 }
 TOPIC = "/mdi/wire_echo"
 READY = "READY"  # printed by a receiver once its subscription exists
-
-
-def reliable_qos(depth: int = 10) -> QoSProfile:
-    """Reliable, keep-last: nothing silently lost while the reader keeps up."""
-    return QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
-                      history=HistoryPolicy.KEEP_LAST, depth=depth)
 
 
 def sample_tensor(seed: int, nbytes: int) -> Tensor:
@@ -110,7 +104,7 @@ def receive(kind: str, count: int, timeout: float, report_each: bool = True) -> 
         if report_each:
             print(json.dumps({"kind": kind, "digest": digest(msg)}), flush=True)
 
-    node.create_subscription(TYPES[kind], TOPIC, on_msg, reliable_qos(depth=max(count, 10)))
+    node.create_subscription(TYPES[kind], TOPIC, on_msg, reliable(max(count, 10)))
     print(READY, flush=True)
     deadline = time.monotonic() + timeout
     try:
@@ -129,7 +123,7 @@ def send(kind: str, count: int, nbytes: int, timeout: float, seed: int = 0) -> i
     """Wait for a receiver, then publish `count` messages as fast as the QoS allows."""
     rclpy.init()
     node = Node("wire_echo_sender")
-    pub = node.create_publisher(TYPES[kind], TOPIC, reliable_qos(depth=max(count, 10)))
+    pub = node.create_publisher(TYPES[kind], TOPIC, reliable(max(count, 10)))
     deadline = time.monotonic() + timeout
     try:
         while pub.get_subscription_count() == 0:
