@@ -195,6 +195,14 @@ def widen(spec: Spec, value: Any) -> Any:
     return value
 
 
+def allowed_neighbors(neighbors: list[str]) -> list[str] | None:
+    """What a `neighbors` value means for the core: None = any discovered worker ('*'),
+    [] = none ('-'), else the listed worker ids."""
+    if ANY_NEIGHBOR in neighbors:
+        return None
+    return [n for n in neighbors if n != NO_NEIGHBOR]
+
+
 def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
     """Why `value` is not acceptable for `name` (None if it is).
 

@@ -193,7 +193,7 @@ class WorkerNode(LifecycleNode):
         elif name == "output_queue_threshold":
             self.core.t_o = int(value)
         elif name == "neighbors":
-            self.core.table.set_allowed(self.allowed_from(value))
+            self.core.table.set_allowed(params.allowed_neighbors(value))
         elif name == "neighbor_lease":
             self.core.table.lease = float(value)
         elif name == "state_period" and self._state_timer is not None:
@@ -212,13 +212,6 @@ class WorkerNode(LifecycleNode):
                                       self.engine.suggested_thresholds(),
                                       values.get("exit_threshold"),
                                       values.get("exit_thresholds"))
-
-    @staticmethod
-    def allowed_from(neighbors: list[str]) -> list[str] | None:
-        """The core's allowed set: None = any discovered, [] = none."""
-        if params.ANY_NEIGHBOR in neighbors:
-            return None
-        return [n for n in neighbors if n != params.NO_NEIGHBOR]
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -269,7 +262,7 @@ class WorkerNode(LifecycleNode):
             rng=random.Random(values["seed"]),  # unset (None): a seed from the OS
             t_o=int(values["output_queue_threshold"]),
             lease=float(values["neighbor_lease"]),
-            allowed=self.allowed_from(values["neighbors"]),
+            allowed=params.allowed_neighbors(values["neighbors"]),
             lifecycle_state="inactive")
         self.limits = TensorLimits(max_bytes=int(values["max_tensor_bytes"]))
         self._pubs = {

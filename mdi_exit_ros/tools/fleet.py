@@ -40,6 +40,7 @@ from mdi_exit_ros.tools.fleet_summary import (
     STATS_FIELDS,
     Departure,
     RunCounts,
+    RunTally,
     format_summary,
     summarize,
 )
@@ -187,23 +188,23 @@ class Fleet:
         self.opts, self.log_dir, self.out = opts, log_dir, out
         self.children: list[Child] = []
         self.view = FleetView()
-        self.counts = RunCounts()
-        self._labels: dict[tuple[str, int, int, str], int] = {}
-        self._results: dict[tuple[str, int, int, str], int] = {}
+        self.tally = RunTally(record=opts.record is not None)
         self.stop_requested = 0  # signals received
-        self.first_frame: float | None = None  # monotonic time of the first label/result
         self.stopped_at: float | None = None
         self.started_at: float | None = None  # monotonic time the run began (after start-up)
         self.departures: list[Departure] = []
         self.restarts: Counter = Counter()  # node label -> restarts so far
         self.retired: list[Child] = []  # children that left (not stopped by us)
         self.node: Any = None
-        # --record: [monotonic time, latency, exit, correct (None: no label yet), class_id]
-        # per result,
-        # and one row per WorkerStats report (see STATS_FIELDS)
-        self.recorded_results: list[list[Any]] = []
-        self._pending: dict[tuple[str, int, int, str], list[Any]] = {}
-        self.recorded_stats: list[list[Any]] = []
+
+    @property
+    def counts(self) -> RunCounts:
+        return self.tally.counts
+
+    @property
+    def first_frame(self) -> float | None:
+        """Monotonic time of the first label or result seen."""
+        return self.tally.first_frame
 
     def say(self, text: str) -> None:
         print(f"[fleet] {text}", file=self.out, flush=True)
@@ -242,46 +243,15 @@ class Fleet:
                                      topics.peer_topic(src, topics.CLASSIFICATION, fleet),
                                      lambda m, s=src: self.on_result(s, m), data_qos())
 
-    @staticmethod
-    def _key(src: str, header: Any) -> tuple[str, int, int, str]:
-        return (src, header.stamp.sec, header.stamp.nanosec, header.frame_id)
-
-    def _score(self, key: tuple[str, int, int, str]) -> None:
-        if key in self._labels and key in self._results:
-            truth, guess = self._labels.pop(key), self._results.pop(key)
-            row = self._pending.pop(key, None)
-            if truth >= 0:
-                self.counts.labelled += 1
-                self.counts.correct += truth == guess
-                if row is not None:
-                    row[3] = truth == guess
-
     def on_stats(self, msg: Any) -> None:
         self.view.on_stats(msg)
-        if self.opts.record is not None:
-            self.recorded_stats.append([time.monotonic()] + [
-                list(v) if not isinstance(v, (int, float, str, bool)) else v
-                for v in (getattr(msg, f) for f in STATS_FIELDS[1:])])
+        self.tally.on_stats(msg, time.monotonic())
 
     def on_label(self, src: str, msg: Any) -> None:
-        self.first_frame = self.first_frame or time.monotonic()
-        self.counts.labels += 1
-        key = self._key(src, msg.header)
-        self._labels[key] = int(msg.class_id)
-        self._score(key)
+        self.tally.on_label(src, msg, time.monotonic())
 
     def on_result(self, src: str, msg: Any) -> None:
-        self.first_frame = self.first_frame or time.monotonic()
-        self.counts.classified += 1
-        self.counts.exits[int(msg.exit_index)] += 1
-        key = self._key(src, msg.header)
-        self._results[key] = int(msg.class_id)
-        if self.opts.record is not None:
-            row = [time.monotonic(), float(msg.latency), int(msg.exit_index), None,
-                   int(msg.class_id)]
-            self.recorded_results.append(row)
-            self._pending[key] = row
-        self._score(key)
+        self.tally.on_result(src, msg, time.monotonic())
 
     def write_record(self, path: Path, summary: dict[str, Any]) -> None:
         """--record: the run's results and reports, times in seconds since the run began."""
@@ -291,9 +261,9 @@ class Fleet:
             "first_frame": None if self.first_frame is None else self.first_frame - t0,
             "stopped": None if self.stopped_at is None else self.stopped_at - t0,
             "result_fields": list(RESULT_FIELDS),
-            "results": [[r[0] - t0, *r[1:]] for r in self.recorded_results],
+            "results": [[r[0] - t0, *r[1:]] for r in self.tally.results],
             "stats_fields": list(STATS_FIELDS),
-            "stats": [[r[0] - t0, *r[1:]] for r in self.recorded_stats],
+            "stats": [[r[0] - t0, *r[1:]] for r in self.tally.stats],
             "summary": {k: v for k, v in summary.items() if k != "departures"},
             "departures": [d.describe() for d in self.departures],
         }
@@ -541,6 +511,26 @@ class Fleet:
         return [c.spec.robot for c in self.children if c.spec.lifecycle]
 
 
+def exit_status(code: int, reason: str, problems: list[str], silent: list[str],
+                missing: list[str]) -> tuple[int, str]:
+    """The fleet's exit code and why, after the run ended with `code` (`reason`): stop
+    `problems` (children that did not end cleanly), robots still running that never reported
+    (`silent`) and robots that left and are not back (`missing`) turn a clean run into
+    EXIT_FAILED, EXIT_FAILED and EXIT_DEGRADED, in that order; an earlier failure keeps its
+    code and gains the problems in its reason."""
+    problems = list(problems)
+    if code == EXIT_OK and silent:
+        problems.append(f"no WorkerStats from {', '.join(silent)}")
+    if problems and code == EXIT_OK:
+        code, reason = EXIT_FAILED, "; ".join(problems)
+    elif problems:
+        reason += "; " + "; ".join(problems)
+    if code == EXIT_OK and missing:
+        code, reason = EXIT_DEGRADED, ("ran to the end without robots that left: "
+                                       + "; ".join(missing))
+    return code, reason
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -587,17 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(summary, opts.topology.name), flush=True)
         if opts.record is not None:
             fleet.write_record(opts.record, summary)
-    if code == EXIT_OK:
-        silent = sorted(set(running) - {s.worker for s in stats})
-        if silent:
-            problems.append(f"no WorkerStats from {', '.join(silent)}")
-    if problems and code == EXIT_OK:
-        code, reason = EXIT_FAILED, "; ".join(problems)
-    elif problems:
-        reason += "; " + "; ".join(problems)
-    if code == EXIT_OK and fleet.missing():
-        code, reason = EXIT_DEGRADED, ("ran to the end without robots that left: "
-                                       + "; ".join(fleet.missing()))
+    silent = sorted(set(running) - {s.worker for s in stats})
+    code, reason = exit_status(code, reason, problems, silent, fleet.missing())
     if code:
         print(f"mdi-exit fleet: {reason}", file=sys.stderr, flush=True)
     print(f"[fleet] logs in {log_dir}; exit code {code}", flush=True)

@@ -156,3 +156,65 @@ def _mean_task_seconds(s: dict[str, Any]) -> float | None:
     if not total:
         return None
     return sum(g * tasks.get(w, 0) for w, g in gammas.items()) / total
+
+
+Key = tuple[str, int, int, str]  # (source, stamp sec, stamp nanosec, frame_id): one frame
+
+
+class RunTally:
+    """What the fleet counts itself on the sources' topics: frames published (their labels),
+    results, and accuracy from matching each result with its frame's label; with `record`,
+    one row per result (RESULT_FIELDS) and per WorkerStats report (STATS_FIELDS) for
+    --record. `now` is the caller's monotonic time."""
+
+    def __init__(self, record: bool = False) -> None:
+        self.counts = RunCounts()
+        self.first_frame: float | None = None  # time of the first label or result
+        self.record = record
+        # [time, latency, exit, correct (None: no label yet), class_id] per result
+        self.results: list[list[Any]] = []
+        self.stats: list[list[Any]] = []  # [time, *STATS_FIELDS[1:]] per report
+        self._labels: dict[Key, int] = {}
+        self._guesses: dict[Key, int] = {}
+        self._rows: dict[Key, list[Any]] = {}  # result rows waiting for their label
+
+    @staticmethod
+    def key(src: str, header: Any) -> Key:
+        return (src, header.stamp.sec, header.stamp.nanosec, header.frame_id)
+
+    def _score(self, key: Key) -> None:
+        if key in self._labels and key in self._guesses:
+            truth, guess = self._labels.pop(key), self._guesses.pop(key)
+            row = self._rows.pop(key, None)
+            if truth >= 0:
+                self.counts.labelled += 1
+                self.counts.correct += truth == guess
+                if row is not None:
+                    row[3] = truth == guess
+
+    def on_stats(self, msg: Any, now: float) -> None:
+        if self.record:
+            self.stats.append([now] + [
+                list(v) if not isinstance(v, (int, float, str, bool)) else v
+                for v in (getattr(msg, f) for f in STATS_FIELDS[1:])])
+
+    def on_label(self, src: str, msg: Any, now: float) -> None:
+        """A FrameLabel of source `src`: a frame published, with its ground truth."""
+        self.first_frame = self.first_frame or now
+        self.counts.labels += 1
+        key = self.key(src, msg.header)
+        self._labels[key] = int(msg.class_id)
+        self._score(key)
+
+    def on_result(self, src: str, msg: Any, now: float) -> None:
+        """An ExitResult on source `src`'s classification topic."""
+        self.first_frame = self.first_frame or now
+        self.counts.classified += 1
+        self.counts.exits[int(msg.exit_index)] += 1
+        key = self.key(src, msg.header)
+        self._guesses[key] = int(msg.class_id)
+        if self.record:
+            row = [now, float(msg.latency), int(msg.exit_index), None, int(msg.class_id)]
+            self.results.append(row)
+            self._rows[key] = row
+        self._score(key)
