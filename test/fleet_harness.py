@@ -17,7 +17,6 @@ import numpy as np
 import rclpy
 import rclpy.time
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -26,7 +25,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
-from mdi_exit_ros.tools.fleet import RESEND_AFTER
+from mdi_exit_ros.tools.lifecycle_client import LifecycleClient
 from mdi_exit_ros.tools.procs import spawn_module, stop_all
 from mdi_exit_ros.topics import (
     CLASSIFICATION,
@@ -40,10 +39,6 @@ from mdi_exit_ros.topics import (
 from mdi_exit_ros.wire import qos
 
 TIMEOUT = 60.0
-GOAL_STATE = {  # the state each transition asked for in tests leads to
-    Transition.TRANSITION_CONFIGURE: "inactive", Transition.TRANSITION_ACTIVATE: "active",
-    Transition.TRANSITION_DEACTIVATE: "inactive", Transition.TRANSITION_CLEANUP:
-    "unconfigured"}
 
 
 def make_checkpoint(path: Path, seed: int = 0) -> Path:
@@ -119,6 +114,8 @@ class Driver:
         self.node = Node("fleet_test_driver", namespace=fleet, context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
+        self.lifecycle = LifecycleClient(self.node,
+                                         lambda t: self.executor.spin_once(timeout_sec=t))
         self.results: dict[str, list[ExitResult]] = defaultdict(list)
         self.stats: dict[str, WorkerStats] = {}
         self.sent: dict[str, int] = defaultdict(int)  # frames published per source
@@ -169,50 +166,22 @@ class Driver:
         return self.stats[worker]
 
     def call(self, client, request, timeout: float = TIMEOUT):
-        """Call a service; the request is sent again every RESEND_AFTER s without an answer.
-
-        `wait_for_service` only says the server's request reader has matched ours. Its
-        response writer may not have discovered our response reader yet (slow under load),
-        and then the response is dropped (rmw_fastrtps waits only briefly for that match).
-        So every request sent through here must be safe to repeat (state queries, parameter
-        sets); `transition` handles a repeated transition request.
-        """
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise TimeoutError(f"service {client.srv_name} not available")
-        deadline = time.monotonic() + timeout
-        while True:
-            future = client.call_async(request)
-            resend_at = min(deadline, time.monotonic() + RESEND_AFTER)
-            self.spin_until(future.done, resend_at - time.monotonic())
-            if future.done():
-                return future.result()
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"no answer from {client.srv_name} in {timeout} s")
+        """Call a service; the request is sent again every RESEND_AFTER s without an answer
+        (tools/lifecycle_client.py says why), so it must be safe to repeat (state queries,
+        parameter sets); TimeoutError after `timeout`."""
+        return self.lifecycle.call(client, request, time.monotonic() + timeout).result()
 
     def transition(self, worker: str, transition_id: int) -> bool:
-        """Ask for a lifecycle transition; True when the worker took it.
-
-        A re-sent request (see `call`) is refused when the first one did get through, so a
-        refusal is checked against the state the transition leads to.
-        """
-        client = self.node.create_client(ChangeState,
-                                         self.topic(worker, f"{NODE_NAME}/change_state"))
-        try:
-            req = ChangeState.Request()
-            req.transition.id = transition_id
-            if self.call(client, req).success:
-                return True
-        finally:
-            self.node.destroy_client(client)
-        goal = GOAL_STATE.get(transition_id)
-        return goal is not None and self.state(worker) == goal
+        """Ask for a lifecycle transition; True when the worker took it (a refusal of a
+        re-sent request counts when the worker is in the state the transition leads to)."""
+        name = self.topic(worker, NODE_NAME)
+        outcome = self.lifecycle.change_state([name], transition_id, time.monotonic() + TIMEOUT)
+        return outcome[name] is None
 
     def state(self, worker: str) -> str:
-        client = self.node.create_client(GetState, self.topic(worker, f"{NODE_NAME}/get_state"))
-        try:
-            return self.call(client, GetState.Request()).current_state.label
-        finally:
-            self.node.destroy_client(client)
+        state = self.lifecycle.state(self.topic(worker, NODE_NAME), time.monotonic() + TIMEOUT)
+        assert state is not None, f"{worker} could not say its state"
+        return state.label
 
     def bring_up(self, worker: str) -> None:
         assert self.transition(worker, Transition.TRANSITION_CONFIGURE), f"{worker} configure"

@@ -22,7 +22,7 @@ from mdi_exit_ros.tools.bench_fleet import (
     parse_scenario,
     window_metrics,
 )
-from mdi_exit_ros.tools.fleet import RESULT_FIELDS, STATS_FIELDS
+from mdi_exit_ros.tools.fleet_summary import RESULT_FIELDS, STATS_FIELDS
 
 PROFILE = {"name": "dev", "mflops_per_s": 100.0, "link_delay": 0.01, "link_bandwidth": 1e6}
 

@@ -64,3 +64,39 @@ def test_thresholds_setters_validate() -> None:
         ExitThresholds.uniform(0, 0.5)
     with pytest.raises(ValueError, match="T_e\\^2"):
         th.with_exit(2, -1.0)
+
+
+# -- which thresholds are in force (the threshold_source parameter) -----------------------------
+
+
+def test_select_thresholds_by_source() -> None:
+    from mdi_exit_ros.core import CHECKPOINT, THRESHOLD_SOURCES, select_thresholds
+
+    assert THRESHOLD_SOURCES == (CHECKPOINT, "exit_threshold", "exit_thresholds")
+    checkpoint = (0.8, 0.7, 0.0)
+    assert select_thresholds("checkpoint", 3, checkpoint, 0.5, (0.1, 0.2, 0.3)).values == \
+        checkpoint
+    assert select_thresholds("exit_threshold", 3, checkpoint, 0.5, (0.1, 0.2, 0.3)).values == \
+        (0.5, 0.5, 0.5)
+    assert select_thresholds("exit_thresholds", 3, checkpoint, 0.5, (0.1, 0.2, 0.3)).values \
+        == (0.1, 0.2, 0.3)
+    assert select_thresholds("exit_threshold", 2, checkpoint, 0.0).values == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("source, match", [
+    ("exit_threshold", "needs exit_threshold set"),
+    ("exit_thresholds", "needs exit_thresholds set"),
+    ("calibrated", "threshold_source must be one of checkpoint, exit_threshold"),
+])
+def test_select_thresholds_refuses_what_is_not_there(source: str, match: str) -> None:
+    from mdi_exit_ros.core import select_thresholds
+
+    with pytest.raises(ValueError, match=match):
+        select_thresholds(source, 3, (0.8, 0.7, 0.0))
+
+
+def test_selected_thresholds_are_range_checked() -> None:
+    from mdi_exit_ros.core import select_thresholds
+
+    with pytest.raises(ValueError, match="must be in"):
+        select_thresholds("exit_threshold", 3, (0.8, 0.7, 0.0), exit_threshold=1.5)

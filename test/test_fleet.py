@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from mdi_exit_ros.msg import WorkerStats
-from mdi_exit_ros.tools import fleet, fleet_spec
-from mdi_exit_ros.tools.fleet import RunCounts, format_summary, parse_options, summarize
+from mdi_exit_ros.tools import fleet, fleet_spec, supervisor
+from mdi_exit_ros.tools.fleet import parse_options
 from mdi_exit_ros.tools.fleet_spec import (
     coerce,
     format_value,
@@ -24,6 +24,13 @@ from mdi_exit_ros.tools.fleet_spec import (
     parse_value,
     ros_arguments,
     worker_specs,
+)
+from mdi_exit_ros.tools.fleet_summary import (
+    Departure,
+    RunCounts,
+    RunTally,
+    format_summary,
+    summarize,
 )
 from mdi_exit_ros.tools.procs import spawn_module, stop_all
 from mdi_exit_ros.topology import TopologyError, load_topology, parse_topology, resolve_topology
@@ -215,12 +222,12 @@ def test_bad_options_exit_2(argv, message, capsys) -> None:
 
 def test_child_commands_run_the_node_modules() -> None:
     o = parse_options(["mesh2"])
-    module, args = fleet.child_command(o.workers[0], Path("/p.yaml"))
+    module, args = supervisor.child_command(o.workers[0], Path("/p.yaml"))
     assert module == "mdi_exit_ros.nodes.source"
     assert args[args.index("--params-file") + 1] == "/p.yaml"
-    module, args = fleet.child_command(o.workers[1], Path("/p.yaml"))
+    module, args = supervisor.child_command(o.workers[1], Path("/p.yaml"))
     assert module == "mdi_exit_ros.nodes.worker" and "--params-file" in args
-    module, args = fleet.child_command(o.players[0], Path("/p.yaml"))
+    module, args = supervisor.child_command(o.players[0], Path("/p.yaml"))
     assert module == "mdi_exit_ros.nodes.image_player" and "--params-file" not in args
     assert not hasattr(fleet, "STAND_IN")
     with pytest.raises(SystemExit):  # the stand-in option is gone
@@ -229,6 +236,49 @@ def test_child_commands_run_the_node_modules() -> None:
 
 # --------------------------------------------------------------------------------------------
 # Summary
+
+
+def test_the_tally_matches_results_with_labels_in_either_order() -> None:
+    from mdi_exit_ros.msg import ExitResult, FrameLabel
+
+    def label(sec: int, class_id: int) -> FrameLabel:
+        m = FrameLabel(class_id=class_id)
+        m.header.stamp.sec, m.header.frame_id = sec, "camera"
+        return m
+
+    def result(sec: int, class_id: int, exit_index: int = 1) -> ExitResult:
+        m = ExitResult(class_id=class_id, exit_index=exit_index, latency=0.25)
+        m.header.stamp.sec, m.header.frame_id = sec, "camera"
+        return m
+
+    tally = RunTally(record=True)
+    tally.on_label("robot1", label(1, 3), now=10.0)
+    tally.on_result("robot1", result(1, 3), now=10.5)  # label first: correct
+    tally.on_result("robot1", result(2, 4, exit_index=2), now=11.0)  # result first: wrong
+    tally.on_label("robot1", label(2, 5), now=11.5)
+    tally.on_result("robot2", result(1, 3), now=12.0)  # another source's frame 1: no label
+    tally.on_label("robot1", label(3, -1), now=12.5)  # no ground truth
+    tally.on_result("robot1", result(3, 7), now=13.0)
+    c = tally.counts
+    assert (c.labels, c.classified, c.labelled, c.correct) == (3, 4, 2, 1)
+    assert c.exits == {1: 3, 2: 1} and tally.first_frame == 10.0
+    assert [r[3] for r in tally.results] == [True, False, None, None]
+    assert tally.results[1] == [11.0, 0.25, 2, False, 4]
+    assert RunTally().results == [] and not RunTally().record
+
+
+def test_exit_status_policy() -> None:
+    ok, failed, degraded = fleet.EXIT_OK, fleet.EXIT_FAILED, fleet.EXIT_DEGRADED
+    assert fleet.exit_status(ok, "", [], [], []) == (ok, "")
+    assert fleet.exit_status(ok, "", ["/robot1/worker was killed"], [], ["robot2"]) == (
+        failed, "/robot1/worker was killed")
+    assert fleet.exit_status(ok, "", [], ["robot1", "robot2"], []) == (
+        failed, "no WorkerStats from robot1, robot2")
+    assert fleet.exit_status(ok, "", [], [], ["a", "b"]) == (
+        degraded, "ran to the end without robots that left: a; b")
+    # an earlier failure keeps its code; silence is not news then
+    assert fleet.exit_status(fleet.EXIT_INTERRUPTED, "interrupted", ["x"], ["robot1"],
+                             ["a"]) == (fleet.EXIT_INTERRUPTED, "interrupted; x")
 
 
 def _stats(worker: str, source: bool = False, **kw) -> WorkerStats:
@@ -276,8 +326,8 @@ def test_summary_adds_up_workers_and_links() -> None:
 
 def test_summary_names_the_robots_run_here_and_those_that_left() -> None:
     stats = [_stats("robot2", tasks_run=3), _stats("robot3", tasks_run=4)]
-    left = [fleet.Departure("/robot3/worker", 12.34, -9, back_at=15.0, restart=1),
-            fleet.Departure("/robot3/worker", 20.0, -9, note="not restarted (all 1 restarts "
+    left = [Departure("/robot3/worker", 12.34, -9, back_at=15.0, restart=1),
+            Departure("/robot3/worker", 20.0, -9, note="not restarted (all 1 restarts "
                                                              "used)")]
     s = summarize(stats, RunCounts(), 30.0, robots=("robot2", "robot3"),
                   topology_robots=("robot1", "robot2", "robot3"), departures=left)

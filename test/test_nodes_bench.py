@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from fleet_harness import Driver, Robot, frames, make_checkpoint
 
-from mdi_exit_ros.tools.fleet import STATS_FIELDS
+from mdi_exit_ros.tools.fleet_summary import STATS_FIELDS
 from mdi_exit_ros.tools.procs import spawn_module, stop_all
 
 pytestmark = pytest.mark.ros

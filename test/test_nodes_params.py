@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mdi_exit_ros.nodes.params import (
+from mdi_exit_ros.nodes.ros_params import descriptor
+from mdi_exit_ros.params import (
     SPECS,
     UNSET,
     WORKER_PARAMS,
+    allowed_neighbors,
     check,
-    descriptor,
     threshold_source_of,
 )
 
@@ -103,3 +104,9 @@ def test_usage_documents_every_parameter() -> None:
     usage = (REPO / "docs" / "USAGE.md").read_text()
     missing = [s.name for s in WORKER_PARAMS if f"`{s.name}`" not in usage]
     assert not missing, f"docs/USAGE.md does not describe {missing}"
+
+
+def test_what_a_neighbors_value_means() -> None:
+    assert allowed_neighbors(["*"]) is None  # any discovered worker
+    assert allowed_neighbors(["-"]) == []  # none
+    assert allowed_neighbors(["robot2", "robot3"]) == ["robot2", "robot3"]

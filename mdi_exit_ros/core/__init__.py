@@ -30,7 +30,17 @@ from .confidence import (
     softmax,
 )
 from .estimators import ComputeDelayEstimator, Ewma, LinkDelayEstimator
-from .exit_policy import ExitThresholds, Placement, place_first, place_next, should_exit
+from .exit_policy import (
+    CHECKPOINT,
+    DEFAULT_T_O,
+    THRESHOLD_SOURCES,
+    ExitThresholds,
+    Placement,
+    place_first,
+    place_next,
+    select_thresholds,
+    should_exit,
+)
 from .ledger import (
     AckResult,
     AckStatus,
@@ -41,6 +51,7 @@ from .ledger import (
     ResultStatus,
     SeenSet,
 )
+from .messages import MAX_CLASS_NAME, MAX_TASK_AGE, exit_problem, task_age, task_problem
 from .names import MAX_WORKER_ID_LENGTH, is_worker_id
 from .neighbors import ACTIVE, NeighborReport, NeighborState, NeighborTable, report_problem
 from .offload import (
@@ -53,6 +64,8 @@ from .offload import (
     offload_probability,
     offload_rule,
 )
+from .rate_gate import RateGate, start_interval
+from .retries import MAX_TASK_FAILURES, TaskFailures
 from .task import Task, TaskKey
 from .worker import (
     Outcome,
@@ -67,6 +80,7 @@ __all__ = [
     "ACTIVE",
     "AckResult",
     "AckStatus",
+    "CHECKPOINT",
     "CONFIDENCE_FNS",
     "Clock",
     "ComputeDelayEstimator",
@@ -74,12 +88,16 @@ __all__ = [
     "ControlBranch",
     "ControlStep",
     "DEFAULT_MAX_QUEUE",
+    "DEFAULT_T_O",
     "Ewma",
     "ExitThresholds",
     "FrameLedger",
     "FrameRecord",
     "InFlight",
     "LinkDelayEstimator",
+    "MAX_CLASS_NAME",
+    "MAX_TASK_AGE",
+    "MAX_TASK_FAILURES",
     "MAX_WORKER_ID_LENGTH",
     "ManualClock",
     "MonotonicClock",
@@ -98,6 +116,7 @@ __all__ = [
     "QUEUE_DELAY_SHARE",
     "QueueControlParams",
     "RandomSource",
+    "RateGate",
     "RateController",
     "Receipt",
     "ResultStatus",
@@ -105,12 +124,15 @@ __all__ = [
     "Selection",
     "SubmitStatus",
     "Task",
+    "TaskFailures",
     "TaskKey",
+    "THRESHOLD_SOURCES",
     "ThresholdController",
     "WorkerCore",
     "WorkerStats",
     "classify",
     "entropy_confidence",
+    "exit_problem",
     "get_confidence_fn",
     "has_room",
     "is_worker_id",
@@ -122,6 +144,10 @@ __all__ = [
     "place_first",
     "place_next",
     "report_problem",
+    "select_thresholds",
     "should_exit",
     "softmax",
+    "start_interval",
+    "task_age",
+    "task_problem",
 ]

@@ -118,3 +118,28 @@ class ExitThresholds:
         values = list(self.values)
         values[k - 1] = value
         return ExitThresholds(tuple(values))
+
+
+# Which T_e^k are in force: the checkpoint's calibrated values, one threshold for every exit,
+# or one per exit (the `threshold_source` parameter; its own setting, never a sentinel value).
+CHECKPOINT = "checkpoint"
+THRESHOLD_SOURCES = (CHECKPOINT, "exit_threshold", "exit_thresholds")
+
+
+def select_thresholds(source: str, num_exits: int, checkpoint: Iterable[float],
+                      exit_threshold: float | None = None,
+                      exit_thresholds: Iterable[float] | None = None) -> ExitThresholds:
+    """The T_e^k in force for `source` (one of THRESHOLD_SOURCES); ValueError when the value
+    it names is missing or out of range."""
+    if source == "exit_thresholds":
+        if exit_thresholds is None:
+            raise ValueError("threshold_source exit_thresholds needs exit_thresholds set")
+        return ExitThresholds.of(exit_thresholds)
+    if source == "exit_threshold":
+        if exit_threshold is None:
+            raise ValueError("threshold_source exit_threshold needs exit_threshold set")
+        return ExitThresholds.uniform(num_exits, exit_threshold)
+    if source != CHECKPOINT:
+        raise ValueError(f"threshold_source must be one of {', '.join(THRESHOLD_SOURCES)}, "
+                         f"not {source!r}")
+    return ExitThresholds.of(checkpoint)

@@ -33,7 +33,9 @@ class Task:
     attempt: int = 0  # +1 each time it is taken back or re-sent (msg/Task.msg attempt)
     payload: Any = None
     size_bytes: int = 0  # wire size of the payload, for D_nm(size)
-    admitted_at: float = 0.0  # when the source admitted the frame (source clock)
+    # When the source admitted the frame, on this process's clock (the `now` of the calls):
+    # a receiver converts the wire's `admitted` stamp through the frame's age (core.task_age).
+    admitted_at: float = 0.0
     hops: int = 0  # offloads so far
     # T_e^k the source stamped on the frame (Alg. 4 runs at the source); None: worker's own
     exit_thresholds: ExitThresholds | None = None

@@ -20,14 +20,12 @@ import numpy as np
 import torch
 from std_msgs.msg import Header
 
-from mdi_exit_ros.core import entropy_confidence, max_softmax
+from mdi_exit_ros.core import get_confidence_fn
 from mdi_exit_ros.model.checkpoint import load_model
 from mdi_exit_ros.model.device import autocast, resolve_device, use_fp16
 from mdi_exit_ros.msg import Tensor
 from mdi_exit_ros.wire import TensorLimits, msg_to_torch, torch_to_msg
 from mdi_exit_ros.wire.tensor_codec import from_msg
-
-CONFIDENCE_FNS = {"max_softmax": max_softmax, "entropy": entropy_confidence}
 
 
 @dataclass
@@ -217,7 +215,7 @@ class Engine:
         if next_data is not None:  # the CPU's wire dtype, whatever ran the task
             next_data = next_data.to("cpu", self._wire_dtypes[task_index - 1]).contiguous()
         row = logits[0].float().cpu().numpy()  # (waits for the device)
-        conf = CONFIDENCE_FNS[confidence](row.tolist())
+        conf = get_confidence_fn(confidence)(row.tolist())
         elapsed = time.perf_counter() - start
         if service_time is not None:
             if elapsed > service_time:

@@ -37,15 +37,16 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from mdi_exit_ros.msg import FrameLabel
+from mdi_exit_ros.params import IMAGE_QOS
+from mdi_exit_ros.topics import IMAGE, IMAGE_LABEL
 from mdi_exit_ros.wire.image import array_to_image
-from mdi_exit_ros.wire.qos import data_qos, reliable
+from mdi_exit_ros.wire.qos import data_qos, image_qos
 
 ARRIVALS = ("fixed", "poisson")
-QOS_CHOICES = ("reliable", "best_effort", "sensor_data")
+QOS_CHOICES = tuple(c for c in IMAGE_QOS if c != "auto")  # a publisher chooses its own
 SPLITS = ("train", "test")
 EXIT_BAD_PARAMETERS = 2
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif",
@@ -239,11 +240,8 @@ class ImagePlayer(Node):
         self._order = (np.random.default_rng(p["seed"]).permutation(n).tolist()
                        if p["shuffle"] else None)
         self.total = self._total(p["count"], p["loop"], p["start_index"], n)
-        qos = {"reliable": reliable(10), "sensor_data": qos_profile_sensor_data,
-               "best_effort": QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT,
-                                         history=HistoryPolicy.KEEP_LAST, depth=10)}[p["qos"]]
-        self.image_pub = self.create_publisher(Image, "image", qos)
-        self.label_pub = self.create_publisher(FrameLabel, "image_label", data_qos())
+        self.image_pub = self.create_publisher(Image, IMAGE, image_qos(p["qos"]))
+        self.label_pub = self.create_publisher(FrameLabel, IMAGE_LABEL, data_qos())
         self.published = 0
         self._index = p["start_index"]
         self._gaps = arrival_gaps(p["arrival"], p["rate"], p["seed"])

@@ -23,14 +23,13 @@ from mdi_exit_ros import core
 from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
 from mdi_exit_ros.nodes.engine import Payload
 from mdi_exit_ros.nodes.worker import WorkerNode, run_node
-from mdi_exit_ros.topics import CLASSIFICATION, EXITS, IMAGE, IMAGE_LABEL
+from mdi_exit_ros.topics import CLASSIFICATION, EXITS, IMAGE, IMAGE_LABEL, NODE_NAME
 from mdi_exit_ros.wire import qos
 from mdi_exit_ros.wire.image import ImageDecodeError, image_to_array
 
 LABEL_MEMORY = 10_000  # ground-truth labels kept while their frames are in flight
 MAX_FRAME_ID = 256  # characters of a label's header.frame_id (labels are kept in memory)
 EXPIRED = "expired"  # class_name of a frame answered after its last deadline
-MAX_CLASS_NAME = 256  # characters of an ExitResult.class_name (a failed task's reason too)
 LATENCY_WINDOW = 1000  # results over which latency percentiles are reported
 # Answered frames remembered to recognise late and duplicate results (then counted as unknown):
 # minutes of frames at camera rates; a bound, so a soak's memory stays flat.
@@ -58,7 +57,7 @@ class SourceNode(WorkerNode):
 
     is_source = True
 
-    def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.controller: core.RateController | core.ThresholdController | None = None
         self.frames: core.FrameLedger | None = None
@@ -68,7 +67,7 @@ class SourceNode(WorkerNode):
         self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0, "expired": 0,
                         "shed": 0}
         self._next_id = 0
-        self._next_admit = 0.0
+        self._gate = core.RateGate(0.0)  # Alg. 3: at most one frame per mu
         self._frame_seconds = 0.0  # this robot's compute per frame (configure)
         self._image_sub = None
         self._label_sub = None
@@ -124,10 +123,9 @@ class SourceNode(WorkerNode):
     def _make_controller(self, v: dict[str, Any]) -> core.RateController | core.ThresholdController:
         control = self._queue_control(v)
         if v["admission_mode"] == "rate":
-            mu = v["initial_interval"]
-            if v["slow_start"]:  # never faster than this robot alone (docs/ALGORITHMS.md, 25)
-                mu = max(mu, self._frame_seconds)
-            mu = min(max(mu, v["min_interval"]), v["max_interval"])
+            mu = core.start_interval(v["initial_interval"], self._frame_seconds,
+                                     bool(v["slow_start"]), v["min_interval"],
+                                     v["max_interval"])
             return core.RateController(mu, mu_min=v["min_interval"], mu_max=v["max_interval"],
                                        slow_start=bool(v["slow_start"]), counts_frames=True,
                                        latency_budget=v["latency_budget"], **control)
@@ -187,7 +185,7 @@ class SourceNode(WorkerNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._next_admit = time.monotonic()
+        self._gate.restart(time.monotonic())
         return super().on_activate(state)
 
     def _release(self) -> None:
@@ -253,10 +251,9 @@ class SourceNode(WorkerNode):
             return
         if isinstance(self.controller, core.RateController):
             self.controller.on_frame()  # the camera bound of mu (docs/ALGORITHMS.md)
-            if now < self._next_admit:  # Alg. 3: at most one frame per mu seconds
+            if not self._gate.admit(now, self.controller.mu):  # one frame per mu seconds
                 self.frames.refuse()
                 return
-            self._next_admit = max(self._next_admit + self.controller.mu, now)
         if not self._has_room():  # the overload guard below Alg. 3/4 (core.has_room)
             self._counts["shed"] += 1
             self.frames.refuse()
@@ -374,18 +371,9 @@ class SourceNode(WorkerNode):
 
     def _on_exit_msg(self, result: ExitResult) -> None:
         """An exit from another worker: checked against this model before it is published."""
-        k, classes = self.engine.num_exits, len(self.engine.class_names)
-        problem = None
-        if not 1 <= result.exit_index <= k:
-            problem = f"exit_index {result.exit_index} of a model with {k} exits"
-        elif not -1 <= result.class_id < classes:
-            problem = f"class_id {result.class_id} of a model with {classes} classes"
-        elif len(result.logits) not in (0, classes):
-            problem = f"{len(result.logits)} logits for {classes} classes"
-        elif not 0.0 <= result.confidence <= 1.0:  # NaN fails too
-            problem = f"confidence {result.confidence}"
-        elif not core.is_worker_id(result.worker) or len(result.class_name) > MAX_CLASS_NAME:
-            problem = "worker or class_name malformed"
+        problem = core.exit_problem(result.exit_index, result.class_id, len(result.logits),
+                                    result.confidence, result.worker, result.class_name,
+                                    self.engine.num_exits, len(self.engine.class_names))
         if problem:
             self.refuse(f"exit for data_id {result.data_id}: {problem}")
             return

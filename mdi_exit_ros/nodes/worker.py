@@ -34,18 +34,19 @@ from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.signals import SignalHandlerOptions
 
-from mdi_exit_ros import core
+from mdi_exit_ros import core, params
 from mdi_exit_ros.core import health as core_health
 from mdi_exit_ros.model.checkpoint import CheckpointError
 from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerStats
-from mdi_exit_ros.nodes import params
 from mdi_exit_ros.nodes.engine import Engine, Payload
 from mdi_exit_ros.nodes.lifecycle_guard import refuse_invalid_transitions
 from mdi_exit_ros.nodes.links import LinkEmulator
 from mdi_exit_ros.nodes.peers import PeerPublishers
+from mdi_exit_ros.nodes.ros_params import declare as declare_parameters
 from mdi_exit_ros.topics import (
     ACKS,
     EXITS,
+    NODE_NAME,
     TASKS,
     fleet_namespace,
     peer_topic,
@@ -58,8 +59,6 @@ from mdi_exit_ros.wire import TensorLimits, qos
 
 TICK_PERIOD = 0.05  # s: ack timeouts, leases, deferred offloads
 ACK_BYTES = 64  # a TaskAck's size on an emulated link (ids, flags, a short reason)
-MAX_TASK_FAILURES = 3  # a task whose inference keeps failing is answered with an error
-MAX_TASK_AGE = 86_400.0  # s: a task's admission stamp further back is a peer's garbage
 THRESHOLD_PARAMS = ("threshold_source", "exit_threshold", "exit_thresholds")
 THREAD_JOIN = 30.0  # s to wait for the inference / sender thread on cleanup and shutdown
 SIGNAL_POLL = 0.1  # s: how often the main loop looks for SIGINT / SIGTERM
@@ -74,13 +73,13 @@ class WorkerNode(LifecycleNode):
 
     is_source = False
 
-    def __init__(self, node_name: str = "worker", **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         # before super(), which may create timers and subscriptions: counters bumped from the
         # executor and the inference thread share one lock, so no update is lost
         self._count_lock = threading.Lock()
         self.internal_errors = 0
         super().__init__(node_name, **kwargs)
-        params.declare(self, self.is_source)
+        declare_parameters(self, self.is_source)
         # The worker id is the last part of the namespace (<fleet>/<id>): one home for it.
         self.worker_id: str = split_namespace(self.get_namespace())[1]
         self.fleet = "/"  # the fleet namespace in force (checked on configure)
@@ -103,10 +102,10 @@ class WorkerNode(LifecycleNode):
         self._links: LinkEmulator | None = None
         self._offloads_to: Counter[str] = Counter()
         self._refused_bad_tensor = 0
-        self._failures: Counter[tuple] = Counter()
+        self._failures = core.TaskFailures()  # retries of tasks whose inference raised
         self.internal_errors = 0  # errors caught in callbacks and the inference loop
         self.messages_refused = 0  # messages from the wire refused before any use
-        self.tasks_failed = 0  # tasks given up after MAX_TASK_FAILURES (answered as failed)
+        self.tasks_failed = 0  # tasks given up (core.TaskFailures; answered as failed)
         self.tasks_overrun = 0  # tasks whose real compute exceeded their service time
         self._failed_reported = 0
         self._progress_at = time.monotonic()  # a task last finished (or activation)
@@ -201,7 +200,7 @@ class WorkerNode(LifecycleNode):
         elif name == "output_queue_threshold":
             self.core.t_o = int(value)
         elif name == "neighbors":
-            self.core.table.set_allowed(self.allowed_from(value))
+            self.core.table.set_allowed(params.allowed_neighbors(value))
         elif name == "neighbor_lease":
             self.core.table.lease = float(value)
         elif name == "state_period" and self._state_timer is not None:
@@ -216,19 +215,10 @@ class WorkerNode(LifecycleNode):
     def thresholds_from(self, values: dict[str, Any]) -> core.ExitThresholds:
         """T_e^k in force: those `threshold_source` names (checked to be set)."""
         assert self.engine is not None
-        source = values["threshold_source"]
-        if source == "exit_thresholds":
-            return core.ExitThresholds.of(values["exit_thresholds"])
-        if source == "exit_threshold":
-            return core.ExitThresholds.uniform(self.engine.num_exits, values["exit_threshold"])
-        return core.ExitThresholds.of(self.engine.suggested_thresholds())
-
-    @staticmethod
-    def allowed_from(neighbors: list[str]) -> list[str] | None:
-        """The core's allowed set: None = any discovered, [] = none."""
-        if params.ANY_NEIGHBOR in neighbors:
-            return None
-        return [n for n in neighbors if n != params.NO_NEIGHBOR]
+        return core.select_thresholds(values["threshold_source"], self.engine.num_exits,
+                                      self.engine.suggested_thresholds(),
+                                      values.get("exit_threshold"),
+                                      values.get("exit_thresholds"))
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -279,7 +269,7 @@ class WorkerNode(LifecycleNode):
             rng=random.Random(values["seed"]),  # unset (None): a seed from the OS
             t_o=int(values["output_queue_threshold"]),
             lease=float(values["neighbor_lease"]),
-            allowed=self.allowed_from(values["neighbors"]),
+            allowed=params.allowed_neighbors(values["neighbors"]),
             lifecycle_state="inactive")
         self.limits = TensorLimits(max_bytes=int(values["max_tensor_bytes"]))
         self._pubs = {
@@ -524,20 +514,18 @@ class WorkerNode(LifecycleNode):
         self._send_done()  # after the exit went out: the sender may forget its copy now
 
     def _task_failed(self, task: core.Task, exc: Exception) -> None:
-        key = (task.key, task.attempt)
-        self._failures[key] += 1
-        self.get_logger().error(f"task {task} failed ({self._failures[key]}x): {exc!r}")
+        count, give_up = self._failures.failed((task.key, task.attempt))
+        self.get_logger().error(f"task {task} failed ({count}x): {exc!r}")
         with self.lock:
-            if self._failures[key] < MAX_TASK_FAILURES:
+            if not give_up:
                 self.core.requeue(task)
                 return
             # Give up: exit here (threshold 0) so the source still gets exactly one answer.
             self.tasks_failed += 1
-            self._failures.pop(key, None)
             task.exit_thresholds = core.ExitThresholds.uniform(self.engine.num_exits, 0.0)
             self.core.complete(task, 1.0, 0.0, time.monotonic())
         result = self.exit_result(task, task.payload, None, 0.0)
-        result.class_name = f"error: {exc}"[:200]
+        result.class_name = f"error: {exc}"[:core.MAX_CLASS_NAME]
         self.deliver_exit(result)
 
     def exit_result(self, task: core.Task, payload: Payload, logits: Any,
@@ -644,26 +632,18 @@ class WorkerNode(LifecycleNode):
         self._wake.set()
 
     def _age_of(self, stamp: Any) -> float:
-        """Seconds since a ROS time stamp (the source's admission of a frame), on our clock.
-
-        Clocks of robots are assumed roughly in sync (NTP); a stamp from the future or older
-        than a day (a peer's garbage) is clamped, since this only ever feeds reports.
-        """
+        """Seconds since a ROS time stamp (the source's admission of a frame), on our clock,
+        clamped by core.task_age."""
         ns = self.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)
-        return min(max(ns * 1e-9, 0.0), MAX_TASK_AGE)
+        return core.task_age(ns * 1e-9)
 
     def _check_task_message(self, msg: Task) -> str:
-        """Why a received task cannot run here ('' if it can); the core checks the rest."""
+        """Why a received task cannot run here ('' if it can): core.task_problem, then its
+        tensor (the core refuses a wrong model or task index with its own reasons)."""
         k = self.engine.num_exits
-        for field_name in ("source", "sender"):
-            if not core.is_worker_id(getattr(msg, field_name)):
-                return f"{field_name} is not a valid worker id"
-        if len(msg.exit_thresholds) not in (0, k):
-            return f"{len(msg.exit_thresholds)} exit thresholds for a model with {k} exits"
-        if any(not 0.0 <= t <= 1.0 for t in msg.exit_thresholds):  # NaN fails too
-            return "exit thresholds outside [0, 1]"
-        if msg.model_id != self.engine.model_id or not 1 <= msg.task_index <= k:
-            return ""  # the core refuses these with its own reasons
+        problem = core.task_problem(msg.source, msg.sender, msg.exit_thresholds, k)
+        if problem or msg.model_id != self.engine.model_id or not 1 <= msg.task_index <= k:
+            return problem
         return self.engine.check_wire(msg.task_index, msg.tensor, self.limits)
 
     def _on_ack(self, msg: TaskAck) -> None:

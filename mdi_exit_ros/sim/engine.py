@@ -37,7 +37,7 @@ from typing import Any
 
 from mdi_exit_ros import core
 from mdi_exit_ros.core import ExitThresholds, Task, TaskKey, WorkerCore
-from mdi_exit_ros.nodes.params import SPECS
+from mdi_exit_ros.params import SPECS
 
 from .exits import ExitTable
 
@@ -57,7 +57,7 @@ def _default(name: str) -> Any:
 
 @dataclass
 class WorkerConfig:
-    """One simulated robot's parameters: names and defaults of nodes/params.py."""
+    """One simulated robot's parameters: names and defaults of mdi_exit_ros/params.py."""
 
     service_times: list[float]
     compute_slowdown: float = _default("compute_slowdown")

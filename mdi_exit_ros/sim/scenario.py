@@ -21,7 +21,7 @@ A scenario (docs/SIMULATION.md has the whole format)::
       - {at: 25, link_down: [robot1, robot2], for: 5}
     sweep: {topology.n: [10, 50], 'parameters.*.offload_first_task': [false, true]}
 
-`parameters` use the nodes' parameter names (nodes/params.py), for every worker (`*.name`
+`parameters` use the nodes' parameter names (mdi_exit_ros/params.py), for every worker (`*.name`
 or `name`) or one (`robot1.name`), as `mdi-exit bench`'s `parameters` do.
 """
 

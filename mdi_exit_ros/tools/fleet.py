@@ -19,12 +19,10 @@ restarted to active with --respawn; the rest of the fleet goes on.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import shlex
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,24 +35,23 @@ from typing import IO, Any
 from mdi_exit_ros.data.registry import add_data_dir_argument, apply_data_dir
 from mdi_exit_ros.tools import fleet_spec
 from mdi_exit_ros.tools.fleet_spec import NodeSpec, Override
+from mdi_exit_ros.tools.fleet_summary import (
+    RESULT_FIELDS,
+    STATS_FIELDS,
+    Departure,
+    RunCounts,
+    RunTally,
+    format_summary,
+    summarize,
+)
+from mdi_exit_ros.tools.lifecycle_client import LifecycleClient, ServiceTimeout
 from mdi_exit_ros.tools.monitor import FleetView, render
+from mdi_exit_ros.tools.supervisor import Child, start_child, stop_children
 from mdi_exit_ros.topics import DEFAULT_FLEET, fleet_namespace
 from mdi_exit_ros.topology import Topology, TopologyError, load_topology, resolve_topology
 
-# WorkerStats fields a --record keeps per report (after the time it arrived)
-STATS_FIELDS = ("t", "worker", "is_source", "tasks_run", "tasks_overrun", "frames_received",
-                "frames_admitted", "frames_dropped", "frames_classified", "frames_overdue",
-                "frames_expired", "admission_interval", "input_queue", "output_queue",
-                "exit_thresholds", "exits", "latency_p50", "latency_p95")
-# what a --record keeps per result (class_id -1: answered as expired or failed)
-RESULT_FIELDS = ("t", "latency", "exit", "correct", "class_id")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEGRADED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_RESPAWNS = 3  # restarts per robot for a bare --respawn
-# A lifecycle request unanswered this long is sent again. Right after a restart the node's
-# services may still be matched to the dead process's endpoints (DDS keeps them until the
-# participant's lease ends, 20 s by default), and a request sent there is never answered.
-RESEND_AFTER = 3.0
-CLEAN_CODES = (0, -signal.SIGINT, 128 + signal.SIGINT)  # stopped by our SIGINT
 
 
 class FleetError(RuntimeError):
@@ -180,203 +177,6 @@ def parse_options(argv: list[str]) -> Options:
                    record=Path(a.record) if a.record else None)
 
 
-def child_command(spec: NodeSpec, params_file: Path | None) -> tuple[str, list[str]]:
-    """(module, arguments) that start `spec` as `python -P -m module arguments`; only the
-    lifecycle nodes (worker, source) get the params file."""
-    return spec.module, fleet_spec.ros_arguments(spec, params_file if spec.lifecycle else None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Summary (plain functions of message-like objects)
-
-
-@dataclass
-class RunCounts:
-    """What the fleet counted itself on the sources' topics."""
-
-    labels: int = 0  # FrameLabels seen = frames the player published
-    classified: int = 0  # ExitResults on /<source>/classification
-    labelled: int = 0  # results whose frame's ground truth was seen
-    correct: int = 0
-    exits: Counter = field(default_factory=Counter)  # exit index -> results
-
-
-@dataclass
-class Departure:
-    """A node that exited while the fleet ran (killed, crashed, or a player that failed)."""
-
-    node: str  # /robot3/worker
-    at: float  # seconds since the fleet started running
-    code: int  # its exit code (-9: SIGKILL)
-    back_at: float | None = None  # when a restart brought it back (active), s since the start
-    restart: int = 0  # which restart brought it back (1..N)
-    note: str = ""  # why it is not back
-
-    def describe(self) -> str:
-        text = f"{self.node} at {self.at:.1f} s (exit code {self.code})"
-        if self.back_at is not None:
-            return text + f", back at {self.back_at:.1f} s (restart {self.restart})"
-        return text + (f", {self.note}" if self.note else ", not back")
-
-
-def summarize(stats: Iterable[Any], counts: RunCounts, seconds: float,
-              streaming: float | None = None, robots: Iterable[str] | None = None,
-              topology_robots: Iterable[str] | None = None,
-              departures: Iterable[Departure] = ()) -> dict[str, Any]:
-    """Fleet totals from each worker's last WorkerStats and the fleet's own counts.
-
-    `seconds` is the run's length, `streaming` the part of it since the first frame (the
-    throughput's denominator: a player needs a few seconds to start). `robots` are the robots
-    this process ran (of `topology_robots`), `departures` the nodes that left meanwhile."""
-    stats = list(stats)
-    sources = [s for s in stats if s.is_source]
-    total = {k: sum(int(getattr(s, f"frames_{k}")) for s in sources)
-             for k in ("received", "admitted", "dropped", "classified", "overdue",
-                       "labelled", "correct")}
-    exits: list[int] = []
-    for s in stats:
-        for k, n in enumerate(s.exits):
-            if k >= len(exits):
-                exits.append(0)
-            exits[k] += int(n)
-    links = {f"{s.worker}->{t}": int(n) for s in stats
-             for t, n in zip(s.offload_targets, s.offloads_sent, strict=False)}
-    # The sources' own counts first: they subscribe to the labels before the player starts,
-    # while the fleet's subscription can miss the first frames.
-    if total["labelled"]:
-        accuracy = total["correct"] / total["labelled"]
-        basis = (total["correct"], total["labelled"])
-    elif counts.labelled:
-        accuracy, basis = counts.correct / counts.labelled, (counts.correct, counts.labelled)
-    else:
-        accuracy, basis = None, (0, 0)
-    classified = counts.classified or total["classified"]
-    window = "since the first frame" if streaming is not None else "of the run"
-    streaming = seconds if streaming is None else streaming
-    return {
-        "workers": len(stats), "sources": [s.worker for s in sources],
-        "published": counts.labels, **{f"frames_{k}": v for k, v in total.items()},
-        "results": counts.classified, "accuracy": accuracy, "accuracy_basis": basis,
-        "exits": exits, "offloads": links, "seconds": seconds, "streaming": streaming,
-        "streaming_basis": window,
-        "throughput": classified / streaming if streaming > 0 else 0.0,
-        "tasks_run": {s.worker: int(s.tasks_run) for s in stats},
-        "task_seconds": {s.worker: float(s.compute_delay) for s in stats},
-        "latency": {s.worker: (float(s.latency_p50), float(s.latency_p95)) for s in sources},
-        "robots": list(robots) if robots is not None else [s.worker for s in stats],
-        "topology_robots": list(topology_robots) if topology_robots is not None else None,
-        "departures": list(departures),
-    }
-
-
-def format_summary(s: dict[str, Any], title: str) -> str:
-    """The SUMMARY block printed at the end of a run."""
-    offered = f"{s['frames_received']} (frames that reached the sources)"
-    in_flight = s["frames_admitted"] - s["frames_classified"]
-    correct, labelled = s["accuracy_basis"]
-    lines = [
-        f"SUMMARY {title}: {s['workers']} workers reported, sources "
-        f"{', '.join(s['sources']) or '-'}, {s['seconds']:.1f} s",
-        f"  frames offered     {offered}",
-        f"  admitted           {s['frames_admitted']}",
-        f"  classified         {s['frames_classified']} (results seen: {s['results']}, "
-        f"in flight at stop: {max(in_flight, 0)})",
-        f"  dropped            {s['frames_dropped']}",
-        f"  overdue            {s['frames_overdue']}",
-        "  accuracy           " + ("n/a (no ground truth)" if s["accuracy"] is None else
-                                   f"{100 * s['accuracy']:.2f}% ({correct}/{labelled})"),
-        "  exits              " + (", ".join(f"exit {k}: {n}" for k, n in
-                                             enumerate(s["exits"], start=1)) or "-"),
-        "  offloads           " + (", ".join(f"{link}: {n}" for link, n in
-                                             sorted(s["offloads"].items())) or "-"),
-        f"  throughput         {s['throughput']:.2f} classified frames/s (over "
-        f"{s['streaming']:.1f} s {s.get('streaming_basis', 'of the run')})",
-        "  tasks run          " + _tasks_run(s["tasks_run"]),
-    ]
-    mean_task = _mean_task_seconds(s)
-    if mean_task is not None:
-        lines.append("  task time (Gamma)  " + ", ".join(
-            f"{w}: {g * 1e3:.1f} ms" for w, g in s["task_seconds"].items()
-            if s["tasks_run"].get(w)) + f"; mean over tasks {mean_task * 1e3:.1f} ms")
-    robots, everyone = s.get("robots"), s.get("topology_robots")
-    if robots is not None:
-        ran = ", ".join(robots) or "-"
-        if everyone is not None and list(everyone) != list(robots):
-            others = [r for r in everyone if r not in robots]
-            ran += f" (only these; {', '.join(others)} run elsewhere)"
-        lines.append(f"  robots here        {ran}")
-    if "departures" in s:
-        lines.append("  robots that left   " + ("; ".join(d.describe() for d in s["departures"])
-                                              or "none"))
-    for w, (p50, p95) in s["latency"].items():
-        ratio = f"; p50 = {p50 / mean_task:.1f} x mean task time" if mean_task else ""
-        lines.append(f"  latency {w:<10} p50 {p50 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms{ratio}")
-    return "\n".join(lines)
-
-
-def _tasks_run(tasks: dict[str, int]) -> str:
-    """Tasks per worker with each one's share of all tasks (is the fleet sharing the work?)."""
-    total = sum(tasks.values())
-    return ", ".join(f"{w}: {n}" + (f" ({100 * n / total:.0f}%)" if total else "")
-                     for w, n in tasks.items())
-
-
-def _mean_task_seconds(s: dict[str, Any]) -> float | None:
-    """Gamma averaged over the tasks run (each worker's EWMA weighted by its tasks)."""
-    gammas, tasks = s.get("task_seconds") or {}, s["tasks_run"]
-    total = sum(tasks.get(w, 0) for w in gammas)
-    if not total:
-        return None
-    return sum(g * tasks.get(w, 0) for w, g in gammas.items()) / total
-
-
-# ---------------------------------------------------------------------------------------------
-# Children
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGINT if the fleet dies (its own session hides the terminal's)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-@dataclass
-class Child:
-    spec: NodeSpec
-    proc: subprocess.Popen
-    log_path: Path
-    log: IO[bytes]
-    command: list[str]
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join("    | " + line for line in text[-lines:])
-
-
-def start_child(spec: NodeSpec, opts: Options, log_dir: Path, restart: int = 0) -> Child:
-    """Start one node; a restart appends to the same log (one log per node, whatever died)."""
-    from mdi_exit_ros.tools.procs import module_command, spawn_module
-
-    module, args = child_command(spec, opts.params_file)
-    command = module_command(module, args)
-    log_path = log_dir / f"{spec.label}.log"
-    log = open(log_path, "ab" if restart else "wb")  # noqa: SIM115 (closed in Fleet.close)
-    if restart:
-        log.write(f"\n--- [fleet] restart {restart}\n".encode())
-    log.write(f"$ {shlex.join(command)}\n".encode())
-    log.flush()
-    env = {"PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"}
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    proc = spawn_module(module, args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL, preexec_fn=preexec)
-    return Child(spec, proc, log_path, log, command)
-
-
 # ---------------------------------------------------------------------------------------------
 # The fleet
 
@@ -388,23 +188,23 @@ class Fleet:
         self.opts, self.log_dir, self.out = opts, log_dir, out
         self.children: list[Child] = []
         self.view = FleetView()
-        self.counts = RunCounts()
-        self._labels: dict[tuple[str, int, int, str], int] = {}
-        self._results: dict[tuple[str, int, int, str], int] = {}
+        self.tally = RunTally(record=opts.record is not None)
         self.stop_requested = 0  # signals received
-        self.first_frame: float | None = None  # monotonic time of the first label/result
         self.stopped_at: float | None = None
         self.started_at: float | None = None  # monotonic time the run began (after start-up)
         self.departures: list[Departure] = []
         self.restarts: Counter = Counter()  # node label -> restarts so far
         self.retired: list[Child] = []  # children that left (not stopped by us)
         self.node: Any = None
-        # --record: [monotonic time, latency, exit, correct (None: no label yet), class_id]
-        # per result,
-        # and one row per WorkerStats report (see STATS_FIELDS)
-        self.recorded_results: list[list[Any]] = []
-        self._pending: dict[tuple[str, int, int, str], list[Any]] = {}
-        self.recorded_stats: list[list[Any]] = []
+
+    @property
+    def counts(self) -> RunCounts:
+        return self.tally.counts
+
+    @property
+    def first_frame(self) -> float | None:
+        """Monotonic time of the first label or result seen."""
+        return self.tally.first_frame
 
     def say(self, text: str) -> None:
         print(f"[fleet] {text}", file=self.out, flush=True)
@@ -443,46 +243,15 @@ class Fleet:
                                      topics.peer_topic(src, topics.CLASSIFICATION, fleet),
                                      lambda m, s=src: self.on_result(s, m), data_qos())
 
-    @staticmethod
-    def _key(src: str, header: Any) -> tuple[str, int, int, str]:
-        return (src, header.stamp.sec, header.stamp.nanosec, header.frame_id)
-
-    def _score(self, key: tuple[str, int, int, str]) -> None:
-        if key in self._labels and key in self._results:
-            truth, guess = self._labels.pop(key), self._results.pop(key)
-            row = self._pending.pop(key, None)
-            if truth >= 0:
-                self.counts.labelled += 1
-                self.counts.correct += truth == guess
-                if row is not None:
-                    row[3] = truth == guess
-
     def on_stats(self, msg: Any) -> None:
         self.view.on_stats(msg)
-        if self.opts.record is not None:
-            self.recorded_stats.append([time.monotonic()] + [
-                list(v) if not isinstance(v, (int, float, str, bool)) else v
-                for v in (getattr(msg, f) for f in STATS_FIELDS[1:])])
+        self.tally.on_stats(msg, time.monotonic())
 
     def on_label(self, src: str, msg: Any) -> None:
-        self.first_frame = self.first_frame or time.monotonic()
-        self.counts.labels += 1
-        key = self._key(src, msg.header)
-        self._labels[key] = int(msg.class_id)
-        self._score(key)
+        self.tally.on_label(src, msg, time.monotonic())
 
     def on_result(self, src: str, msg: Any) -> None:
-        self.first_frame = self.first_frame or time.monotonic()
-        self.counts.classified += 1
-        self.counts.exits[int(msg.exit_index)] += 1
-        key = self._key(src, msg.header)
-        self._results[key] = int(msg.class_id)
-        if self.opts.record is not None:
-            row = [time.monotonic(), float(msg.latency), int(msg.exit_index), None,
-                   int(msg.class_id)]
-            self.recorded_results.append(row)
-            self._pending[key] = row
-        self._score(key)
+        self.tally.on_result(src, msg, time.monotonic())
 
     def write_record(self, path: Path, summary: dict[str, Any]) -> None:
         """--record: the run's results and reports, times in seconds since the run began."""
@@ -492,9 +261,9 @@ class Fleet:
             "first_frame": None if self.first_frame is None else self.first_frame - t0,
             "stopped": None if self.stopped_at is None else self.stopped_at - t0,
             "result_fields": list(RESULT_FIELDS),
-            "results": [[r[0] - t0, *r[1:]] for r in self.recorded_results],
+            "results": [[r[0] - t0, *r[1:]] for r in self.tally.results],
             "stats_fields": list(STATS_FIELDS),
-            "stats": [[r[0] - t0, *r[1:]] for r in self.recorded_stats],
+            "stats": [[r[0] - t0, *r[1:]] for r in self.tally.stats],
             "summary": {k: v for k, v in summary.items() if k != "departures"},
             "departures": [d.describe() for d in self.departures],
         }
@@ -503,11 +272,18 @@ class Fleet:
     def spin_until(self, done: Callable[[], bool], timeout: float, what: str,
                    watch: Iterable[Child] = ()) -> None:
         """Spin until done(); FleetError on timeout or when a watched child exits."""
+        watch = list(watch)
+        if not self._client(watch).spin_until(done, time.monotonic() + timeout, what):
+            raise FleetError(f"timed out after {timeout:g} s {what}")
+
+    def _client(self, watch: Iterable[Child]) -> LifecycleClient:
+        """The lifecycle client on our node; a wait ends on a signal (KeyboardInterrupt) or
+        when a watched child exits (FleetError)."""
         import rclpy
 
         watch = list(watch)
-        deadline = time.monotonic() + timeout
-        while not done():
+
+        def guard(what: str) -> None:
             if self.stopping():
                 raise KeyboardInterrupt
             for c in watch:
@@ -515,84 +291,44 @@ class Fleet:
                     raise FleetError(
                         f"{c.spec.full_name} ({c.spec.executable}) exited with code "
                         f"{c.proc.returncode} while {what}; log {c.log_path}:\n{c.tail()}")
-            if time.monotonic() > deadline:
-                raise FleetError(f"timed out after {timeout:g} s {what}")
-            rclpy.spin_once(self.node, timeout_sec=0.1)
+
+        return LifecycleClient(self.node, lambda t: rclpy.spin_once(self.node, timeout_sec=t),
+                               guard)
+
+    def call(self, child: Child, client: Any, request: Any, what: str, deadline: float) -> Any:
+        """The answer of `child`'s service `client` to `request` (re-sent while unanswered);
+        FleetError at the deadline or when the child exits."""
+        try:
+            return self._client([child]).call(client, request, deadline, what).result()
+        except ServiceTimeout as exc:
+            raise FleetError(f"timed out {what} of {child.spec.full_name} ({exc}); "
+                             f"log {child.log_path}:\n{child.tail()}") from None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def transition(self, workers: list[Child], transition_id: int, label: str,
                    goal_state: int, deadline: float) -> None:
         """Request a transition of every worker at once, then wait until all reach goal."""
-        from lifecycle_msgs.srv import ChangeState, GetState
-
-        clients = {c.spec.robot: (c, self.node.create_client(
-            ChangeState, f"{c.spec.full_name}/change_state"), self.node.create_client(
-            GetState, f"{c.spec.full_name}/get_state")) for c in workers}
+        client = self._client(workers)
+        by_name = {c.spec.full_name: c for c in workers}
         try:
-            for child, change, _ in clients.values():
-                self.spin_until(change.service_is_ready, deadline - time.monotonic(),
-                                f"waiting for {child.spec.full_name}/change_state", [child])
-            req = ChangeState.Request()
-            req.transition.id = transition_id
-            futures = {robot: change.call_async(req) for robot, (_, change, _) in clients.items()}
-            for robot, (child, change, get) in clients.items():  # all were asked at once
-                fut = self._answer(change, req, futures[robot], child, f"waiting for {label}",
-                                   deadline)
-                if fut.exception() is not None or not fut.result().success:
-                    # a re-sent request is refused when the first one did get through
-                    state = self._state(child, get, deadline)
-                    if state is not None and state.id == goal_state:
-                        continue
-                    why = fut.exception() or "the node refused it"
-                    raise FleetError(f"{label} of {child.spec.full_name} failed ({why}); "
-                                     f"log {child.log_path}:\n{child.tail()}")
-            for child, _, get in clients.values():
-                self._wait_state(child, get, goal_state, label, deadline)
-        finally:
-            for _, change, get in clients.values():
-                self.node.destroy_client(change)
-                self.node.destroy_client(get)
-
-    def _answer(self, client: Any, request: Any, future: Any, child: Child, what: str,
-                deadline: float) -> Any:
-        """Wait for `future` (a call of `client` with `request`), sending the request again
-        every RESEND_AFTER seconds without an answer; FleetError at the deadline or when the
-        child exits."""
-        while True:
-            resend_at = min(deadline, time.monotonic() + RESEND_AFTER)
-            self.spin_until(lambda f=future, t=resend_at: f.done() or time.monotonic() >= t,
-                            deadline - time.monotonic() + 0.5, what, [child])
-            if future.done():
-                return future
-            if time.monotonic() >= deadline:
-                raise FleetError(f"timed out {what} of {child.spec.full_name}; "
+            outcome = client.change_state(by_name, transition_id, deadline,
+                                          f"waiting for {label}")
+        except ServiceTimeout as exc:
+            raise FleetError(f"timed out waiting for {label} ({exc})") from None
+        for name, why in outcome.items():
+            if why is not None:
+                child = by_name[name]
+                raise FleetError(f"{label} of {name} failed ({why}); "
                                  f"log {child.log_path}:\n{child.tail()}")
-            future = client.call_async(request)
-
-    def _state(self, child: Child, client: Any, deadline: float) -> Any:
-        """The child's lifecycle state (a lifecycle_msgs/State), or None if it cannot say."""
-        from lifecycle_msgs.srv import GetState
-
-        self.spin_until(client.service_is_ready, deadline - time.monotonic(),
-                        f"waiting for {child.spec.full_name}/get_state", [child])
-        request = GetState.Request()
-        fut = self._answer(client, request, client.call_async(request), child,
-                           "asking for the state", deadline)
-        return fut.result().current_state if fut.exception() is None else None
-
-    def _wait_state(self, child: Child, client: Any, goal: int, label: str,
-                    deadline: float) -> None:
-        while True:
-            state = self._state(child, client, deadline)
-            if state is not None and state.id == goal:
-                return
-            if time.monotonic() > deadline:
-                raise FleetError(f"{child.spec.full_name} is {state.label if state else '?'} "
-                                 f"after {label}; log {child.log_path}:\n{child.tail()}")
-            pause = time.monotonic() + 0.1
-            self.spin_until(lambda p=pause: time.monotonic() >= p, deadline - time.monotonic(),
-                            f"waiting for {child.spec.full_name} to be {label}d", [child])
+        for name, child in by_name.items():
+            try:
+                state = client.wait_state(name, goal_state, deadline)
+            except ServiceTimeout:
+                state = None
+            if state is None or state.id != goal_state:
+                raise FleetError(f"{name} is {state.label if state else '?'} after {label}; "
+                                 f"log {child.log_path}:\n{child.tail()}")
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -620,13 +356,13 @@ class Fleet:
         for w in o.warnings:
             self.say(f"warning: {w}")
         for spec in o.workers:
-            child = start_child(spec, o, self.log_dir)
+            child = start_child(spec, o.params_file, self.log_dir)
             self.children.append(child)
             self.say(f"started {spec.full_name} ({spec.executable}, pid {child.proc.pid})"
                      + (f": {shlex.join(child.command)}" if o.verbose else ""))
         self.bring_up(list(self.children), deadline, report=True)
         for spec in o.players:
-            child = start_child(spec, o, self.log_dir)
+            child = start_child(spec, o.params_file, self.log_dir)
             self.children.append(child)
             self.say(f"started {spec.full_name} (dataset {spec.parameters.get('dataset')}, "
                      f"{spec.parameters.get('rate', '?')} Hz, pid {child.proc.pid})"
@@ -712,7 +448,7 @@ class Fleet:
         while self.restarts[spec.label] < limit and not self.stopping():
             self.restarts[spec.label] += 1
             n = self.restarts[spec.label]
-            new = start_child(spec, self.opts, self.log_dir, restart=n)
+            new = start_child(spec, self.opts.params_file, self.log_dir, restart=n)
             self.children.append(new)
             self.say(f"restarting {spec.full_name} (restart {n}/{limit}, pid {new.proc.pid})")
             try:
@@ -763,23 +499,7 @@ class Fleet:
 
     def stop_children(self, children: list[Child]) -> list[str]:
         """SIGINT, wait (bounded), SIGKILL; returns what did not stop cleanly."""
-        problems = []
-        for c in children:
-            if c.proc.poll() is None:
-                c.proc.send_signal(signal.SIGINT)
-        for c in children:
-            try:
-                c.proc.wait(timeout=self.opts.shutdown_timeout)
-            except subprocess.TimeoutExpired:
-                c.proc.kill()
-                c.proc.wait(timeout=10)
-                problems.append(f"{c.spec.full_name} did not end within "
-                                f"{self.opts.shutdown_timeout:g} s of SIGINT and was killed")
-                continue
-            if c.proc.returncode not in CLEAN_CODES:
-                problems.append(f"{c.spec.full_name} exited with code {c.proc.returncode}; "
-                                f"log {c.log_path}")
-        return problems
+        return stop_children(children, self.opts.shutdown_timeout)
 
     def close(self) -> list[str]:
         problems = self.stop_children(self.children)
@@ -789,6 +509,26 @@ class Fleet:
 
     def running_robots(self) -> list[str]:
         return [c.spec.robot for c in self.children if c.spec.lifecycle]
+
+
+def exit_status(code: int, reason: str, problems: list[str], silent: list[str],
+                missing: list[str]) -> tuple[int, str]:
+    """The fleet's exit code and why, after the run ended with `code` (`reason`): stop
+    `problems` (children that did not end cleanly), robots still running that never reported
+    (`silent`) and robots that left and are not back (`missing`) turn a clean run into
+    EXIT_FAILED, EXIT_FAILED and EXIT_DEGRADED, in that order; an earlier failure keeps its
+    code and gains the problems in its reason."""
+    problems = list(problems)
+    if code == EXIT_OK and silent:
+        problems.append(f"no WorkerStats from {', '.join(silent)}")
+    if problems and code == EXIT_OK:
+        code, reason = EXIT_FAILED, "; ".join(problems)
+    elif problems:
+        reason += "; " + "; ".join(problems)
+    if code == EXIT_OK and missing:
+        code, reason = EXIT_DEGRADED, ("ran to the end without robots that left: "
+                                       + "; ".join(missing))
+    return code, reason
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -837,17 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(summary, opts.topology.name), flush=True)
         if opts.record is not None:
             fleet.write_record(opts.record, summary)
-    if code == EXIT_OK:
-        silent = sorted(set(running) - {s.worker for s in stats})
-        if silent:
-            problems.append(f"no WorkerStats from {', '.join(silent)}")
-    if problems and code == EXIT_OK:
-        code, reason = EXIT_FAILED, "; ".join(problems)
-    elif problems:
-        reason += "; " + "; ".join(problems)
-    if code == EXIT_OK and fleet.missing():
-        code, reason = EXIT_DEGRADED, ("ran to the end without robots that left: "
-                                       + "; ".join(fleet.missing()))
+    silent = sorted(set(running) - {s.worker for s in stats})
+    code, reason = exit_status(code, reason, problems, silent, fleet.missing())
     if code:
         print(f"mdi-exit fleet: {reason}", file=sys.stderr, flush=True)
     print(f"[fleet] logs in {log_dir}; exit code {code}", flush=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from mdi_exit_ros.nodes.params import WORKER_PARAMS, is_double, is_double_array
+from mdi_exit_ros.params import WORKER_PARAMS, is_double, is_double_array
 from mdi_exit_ros.topics import DEFAULT_FLEET, IMAGE, NODE_NAME, fleet_namespace, robot_namespace
 from mdi_exit_ros.topology import Topology, TopologyError, config_dir
 

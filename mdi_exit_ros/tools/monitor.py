@@ -26,16 +26,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mdi_exit_ros.core.exit_policy import DEFAULT_T_O
 from mdi_exit_ros.topics import DEFAULT_FLEET, fleet_namespace, state_topic, stats_topic
 
 STALE_AFTER = 3.0  # s without WorkerStats: the worker is STALE
 WARN_AFTER = 2.0  # s without WorkerStats: late (WARN)
-DEFAULT_T_O = 50  # T_O, output queue threshold (paper Sec. V)
 RATE_WINDOW = 5.0  # s of history for the admitted frames/s
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
-LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
 
 
 @dataclass

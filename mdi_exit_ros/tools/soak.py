@@ -42,8 +42,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mdi_exit_ros.params import SPECS
 from mdi_exit_ros.tools import fleet as fleet_tool
 from mdi_exit_ros.tools import fleet_spec
+from mdi_exit_ros.tools.supervisor import Child, start_child
 
 MODES = ("threshold", "rate")
 DEFAULT_SLOWDOWN = 100.0
@@ -295,26 +297,23 @@ class SoakFleet(fleet_tool.Fleet):
                         [c for c in self.children if c.spec.lifecycle])
         return {r: self.view.workers[r].stats for r in robots}
 
-    def set_parameters(self, child: fleet_tool.Child, values: dict[str, Any],
+    def set_parameters(self, child: Child, values: dict[str, Any],
                        deadline: float) -> None:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
         client = self.node.create_client(SetParameters, f"{child.spec.full_name}/set_parameters")
         try:
-            self.spin_until(client.service_is_ready, deadline - time.monotonic(),
-                            f"waiting for {child.spec.full_name}/set_parameters", [child])
             req = SetParameters.Request()
             req.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-            fut = self._answer(client, req, client.call_async(req), child,
-                               "setting parameters", deadline)
-            bad = [r.reason for r in fut.result().results if not r.successful]
+            answer = self.call(child, client, req, "setting parameters", deadline)
+            bad = [r.reason for r in answer.results if not r.successful]
             if bad:
                 raise fleet_tool.FleetError(f"{child.spec.full_name} refused {values}: {bad}")
         finally:
             self.node.destroy_client(client)
 
-    def reconfigure(self, child: fleet_tool.Child, values: dict[str, Any],
+    def reconfigure(self, child: Child, values: dict[str, Any],
                     deadline: float) -> None:
         """deactivate, clean up, set configure-only parameters, configure, activate."""
         from lifecycle_msgs.msg import State, Transition
@@ -358,7 +357,7 @@ def run_mode(fleet: SoakFleet, args: argparse.Namespace, mode: str, rate: float,
     spec = fleet_spec.NodeSpec(spec.robot, spec.executable, spec.name,
                                {**spec.parameters, "arrival": "poisson",
                                 "seed": args.seed + index}, spec.remappings, lifecycle=False)
-    player = fleet_tool.start_child(spec, opts, fleet.log_dir, restart=index)
+    player = start_child(spec, opts.params_file, fleet.log_dir, restart=index)
     fleet.children.append(player)
     procs[spec.label] = player
     logs = {label: LogRate(c.log_path) for label, c in procs.items()}
@@ -518,11 +517,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arrival rate / capacity")
     p.add_argument("--slowdown", type=float, default=DEFAULT_SLOWDOWN,
                    help="compute_slowdown of every robot")
-    p.add_argument("--max-queue", type=int, default=100, help="the source's max_queue")
-    p.add_argument("--t-o", type=int, default=50, help="output_queue_threshold of every robot")
-    p.add_argument("--frame-deadline", type=float, default=10.0)
-    p.add_argument("--max-readmissions", type=int, default=1)
-    p.add_argument("--min-exit-threshold", type=float, default=0.5)
+    p.add_argument("--max-queue", type=int, default=SPECS["max_queue"].default,
+                   help="the source's max_queue")
+    p.add_argument("--t-o", type=int, default=SPECS["output_queue_threshold"].default,
+                   help="output_queue_threshold of every robot")
+    p.add_argument("--frame-deadline", type=float, default=SPECS["frame_deadline"].default)
+    p.add_argument("--max-readmissions", type=int, default=SPECS["max_readmissions"].default)
+    p.add_argument("--min-exit-threshold", type=float,
+                   default=SPECS["min_exit_threshold"].default)
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--model", default="fmnist_cnn_ee")
     p.add_argument("--calibration-frames", type=int, default=500)

@@ -20,11 +20,11 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, Tensor
 from mdi_exit_ros.tools.procs import spawn_module
 from mdi_exit_ros.wire import to_msg
+from mdi_exit_ros.wire.qos import reliable
 
 TYPES: dict[str, type] = {
     "Tensor": Tensor, "Task": Task, "TaskAck": TaskAck,
@@ -33,12 +33,6 @@ TYPES: dict[str, type] = {
 TOPIC = "/mdi/wire_echo"
 BACK = "/mdi/wire_echo_back"  # the echo role sends every message back on this topic
 READY = "READY"  # printed by a receiver once its subscription exists
-
-
-def reliable_qos(depth: int = 10) -> QoSProfile:
-    """Reliable, keep-last: nothing silently lost while the reader keeps up."""
-    return QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
-                      history=HistoryPolicy.KEEP_LAST, depth=depth)
 
 
 def sample_tensor(seed: int, nbytes: int) -> Tensor:
@@ -112,7 +106,7 @@ def receive(kind: str, count: int, timeout: float, report_each: bool = True) -> 
         if report_each:
             print(json.dumps({"kind": kind, "digest": digest(msg)}), flush=True)
 
-    node.create_subscription(TYPES[kind], TOPIC, on_msg, reliable_qos(depth=max(count, 10)))
+    node.create_subscription(TYPES[kind], TOPIC, on_msg, reliable(max(count, 10)))
     print(READY, flush=True)
     deadline = time.monotonic() + timeout
     try:
@@ -132,14 +126,14 @@ def echo(kind: str, count: int, timeout: float) -> int:
     were echoed (0: until SIGINT or the timeout)."""
     rclpy.init()
     node = Node("wire_echo_echo")
-    pub = node.create_publisher(TYPES[kind], BACK, reliable_qos())
+    pub = node.create_publisher(TYPES[kind], BACK, reliable(10))
     echoed = [0]
 
     def on_msg(msg: Any) -> None:
         pub.publish(msg)
         echoed[0] += 1
 
-    node.create_subscription(TYPES[kind], TOPIC, on_msg, reliable_qos())
+    node.create_subscription(TYPES[kind], TOPIC, on_msg, reliable(10))
     print(READY, flush=True)
     deadline = time.monotonic() + timeout
     try:
@@ -162,10 +156,10 @@ def ping(msgs: list[Task], count: int, timeout: float, warmup: int = 5) -> list[
     are both directions matched (a reliable writer drops what it sent before matching).
     """
     node = Node("wire_echo_ping")
-    pub = node.create_publisher(Task, TOPIC, reliable_qos())
+    pub = node.create_publisher(Task, TOPIC, reliable(10))
     back: dict[int, float] = {}
     node.create_subscription(
-        Task, BACK, lambda m: back.setdefault(m.data_id, time.perf_counter()), reliable_qos())
+        Task, BACK, lambda m: back.setdefault(m.data_id, time.perf_counter()), reliable(10))
     deadline = time.monotonic() + timeout
 
     def wait_for(data_id: int, resend: Task | None = None) -> None:
@@ -202,7 +196,7 @@ def send(kind: str, count: int, nbytes: int, timeout: float, seed: int = 0) -> i
     """Wait for a receiver, then publish `count` messages as fast as the QoS allows."""
     rclpy.init()
     node = Node("wire_echo_sender")
-    pub = node.create_publisher(TYPES[kind], TOPIC, reliable_qos(depth=max(count, 10)))
+    pub = node.create_publisher(TYPES[kind], TOPIC, reliable(max(count, 10)))
     deadline = time.monotonic() + timeout
     try:
         while pub.get_subscription_count() == 0:

@@ -21,9 +21,10 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
+from mdi_exit_ros.params import IMAGE_QOS
+
 STATE_DEPTH = 10
 DATA_DEPTH = 100
-IMAGE_QOS_CHOICES = ("auto", "reliable", "best_effort", "sensor_data")
 
 
 def reliable(depth: int) -> QoSProfile:
@@ -57,7 +58,7 @@ def image_qos(choice: str, publisher_reliabilities: Sequence[ReliabilityPolicy] 
         return QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT,
                           history=HistoryPolicy.KEEP_LAST, depth=depth)
     if choice != "auto":
-        raise ValueError(f"image qos must be one of {IMAGE_QOS_CHOICES}, got {choice!r}")
+        raise ValueError(f"image qos must be one of {IMAGE_QOS}, got {choice!r}")
     if not publisher_reliabilities:
         return None
     if all(r == ReliabilityPolicy.RELIABLE for r in publisher_reliabilities):

@@ -2,11 +2,11 @@
 
 One table declares every parameter with a descriptor (as Nav2 does), so `ros2 param
 describe` shows its range and meaning, docs/USAGE.md's parameter table is generated from it
-(`python -m mdi_exit_ros.nodes.params --write docs/USAGE.md`; a test fails when they
-differ), and validation of `ros2 param set` lives in one place. Every parameter applies at
-once unless the table says read-only or configure-only. Paper defaults (Sec. V) are the
-defaults here and in config/params.yaml. The table itself needs no rclpy, so launch files and
-`mdi-exit fleet` read parameter types from it too.
+(`python -m mdi_exit_ros.params --write docs/USAGE.md`; a test fails when they differ), and
+validation of `ros2 param set` lives in one place. Every parameter applies at once unless the
+table says read-only or configure-only. Paper defaults (Sec. V) are the defaults here and in
+config/params.yaml. This module is pure Python (no rclpy): launch files, `mdi-exit fleet` and
+the docs read parameter types from it; `nodes/ros_params.py` declares the table on a node.
 
 Integers are accepted for double parameters (`-p compute_slowdown:=4`, `ros2 param set ...
 compute_slowdown 4`) and stored as doubles: rclpy alone refuses them.
@@ -28,14 +28,11 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mdi_exit_ros.core.admission import DEFAULT_MAX_QUEUE
-
-if TYPE_CHECKING:
-    from rcl_interfaces.msg import ParameterDescriptor
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
+from mdi_exit_ros.core.confidence import CONFIDENCE_FNS
+from mdi_exit_ros.core.exit_policy import CHECKPOINT, DEFAULT_T_O, THRESHOLD_SOURCES
 
 ANY_NEIGHBOR = "*"  # neighbors: ["*"] = any discovered worker
 NO_NEIGHBOR = "-"  # neighbors: ["-"] = none (ROS cannot type an empty string array)
@@ -43,11 +40,9 @@ UNSET_DOUBLES = "<unset double[]>"  # default of a double array that starts out 
 UNSET_DOUBLE = "<unset double>"  # default of a double that starts out unset
 UNSET_INTEGER = "<unset integer>"  # default of an integer that starts out unset
 UNSET = (UNSET_DOUBLES, UNSET_DOUBLE, UNSET_INTEGER)
-CHECKPOINT = "checkpoint"
-THRESHOLD_SOURCES = (CHECKPOINT, "exit_threshold", "exit_thresholds")
 ADMISSION_MODES = ("rate", "threshold")
-CONFIDENCES = ("max_softmax", "entropy")
-IMAGE_QOS = ("auto", "reliable", "best_effort", "sensor_data")
+CONFIDENCES = tuple(CONFIDENCE_FNS)  # core/confidence.py's functions, by name
+IMAGE_QOS = ("auto", "reliable", "best_effort", "sensor_data")  # choices of wire.qos.image_qos
 
 
 @dataclass(frozen=True)
@@ -88,7 +83,7 @@ WORKER_PARAMS: tuple[Spec, ...] = (
          "force (threshold_source: exit_threshold)", low=0.0, high=1.0),
     Spec("exit_thresholds", UNSET_DOUBLES, "T_e^k per exit (Alg. 1), one value in [0, 1] per "
          "exit; setting it puts it in force (threshold_source: exit_thresholds)"),
-    Spec("output_queue_threshold", 50, "T_O: a new task goes to the input queue when O_n "
+    Spec("output_queue_threshold", DEFAULT_T_O, "T_O: a new task goes to the input queue when O_n "
          "exceeds it (Alg. 1 line 8)", low=0, high=1_000_000),
     Spec("neighbors", [ANY_NEIGHBOR], "One-hop neighbours this worker may offload to; "
          "['*'] = any discovered worker, ['-'] = none (a topology worker without outgoing "
@@ -186,24 +181,6 @@ def is_double_array(spec: Spec) -> bool:
         isinstance(spec.default, list) and any(isinstance(v, float) for v in spec.default))
 
 
-def descriptor(spec: Spec) -> ParameterDescriptor:
-    """A ParameterDescriptor with the spec's range, choices and read-only flag."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-
-    text = spec.description
-    if spec.choices:
-        text += f" (one of: {', '.join(spec.choices)})"
-    d = ParameterDescriptor(description=text, read_only=spec.read_only)
-    if spec.low is not None and spec.high is not None:
-        if is_integer(spec):
-            d.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high),
-                                            step=0)]
-        else:
-            d.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
-                                                         to_value=float(spec.high), step=0.0)]
-    return d
-
-
 def widen(spec: Spec, value: Any) -> Any:
     """`value` as a double (array) when `spec` is one and an integer (array) was given."""
     def integral(v: Any) -> bool:
@@ -218,82 +195,12 @@ def widen(spec: Spec, value: Any) -> Any:
     return value
 
 
-def widen_parameters(parameters: list[Parameter]) -> list[Parameter]:
-    """Pre-set callback: integers given for double parameters become doubles, and setting
-    exit_threshold or exit_thresholds sets threshold_source with it (unless the same change
-    sets threshold_source itself).
-
-    rclpy checks types before any on-set callback runs and refuses an INTEGER for a
-    DOUBLE parameter, so the conversion has to happen here.
-    """
-    from rclpy.parameter import Parameter
-
-    out = []
-    for p in parameters:
-        spec = SPECS.get(p.name)
-        value = widen(spec, p.value) if spec is not None else p.value
-        out.append(p if value is p.value else Parameter(p.name, value=value))
-    names = {p.name for p in out}
-    source = threshold_source_of(names)
-    if source is not None and "threshold_source" not in names:
-        out.append(Parameter("threshold_source", value=source))
-    return out
-
-
-def _declared_default(spec: Spec) -> Any:
-    """What `declare_parameter` gets for `spec`: its default, or the type of an unset one."""
-    from rclpy.parameter import Parameter
-
-    unset = {UNSET_DOUBLES: Parameter.Type.DOUBLE_ARRAY, UNSET_DOUBLE: Parameter.Type.DOUBLE,
-             UNSET_INTEGER: Parameter.Type.INTEGER}
-    if spec.name == "threshold_source":
-        return Parameter.Type.STRING  # unset unless given; chosen below from what was given
-    return unset.get(spec.default, spec.default) if isinstance(spec.default, str) \
-        else spec.default
-
-
-def _is_set(node: Node, name: str) -> bool:
-    from rclpy.exceptions import ParameterUninitializedException
-
-    try:
-        node.get_parameter(name).value  # noqa: B018 - raises for an unset parameter
-    except ParameterUninitializedException:
-        return False
-    return True
-
-
-def declare(node: Node, source: bool) -> None:
-    """Declare the worker's (and, for a source, the source's) parameters on `node`.
-
-    An integer override of a double (`-p compute_slowdown:=4`, a YAML `4`) is read through
-    a dynamically typed declaration and declared again as the double it means; later sets
-    go through `widen_parameters`.
-    """
-    from rcl_interfaces.msg import ParameterDescriptor
-    from rclpy.exceptions import InvalidParameterTypeException
-    from rclpy.parameter import Parameter
-
-    for spec in WORKER_PARAMS:
-        if spec.source_only and not source:
-            continue
-        default = _declared_default(spec)
-        try:
-            node.declare_parameter(spec.name, default, descriptor(spec))
-        except InvalidParameterTypeException:
-            if not (is_double(spec) or is_double_array(spec)):
-                raise
-            given = node.declare_parameter(
-                spec.name, None, ParameterDescriptor(dynamic_typing=True)).value
-            node.undeclare_parameter(spec.name)
-            value = widen(spec, given)
-            if value is given:  # not an integer either: refuse it as rclpy would
-                raise
-            node.declare_parameter(spec.name, value, descriptor(spec), ignore_override=True)
-    if not _is_set(node, "threshold_source"):
-        given = threshold_source_of({n for n in ("exit_threshold", "exit_thresholds")
-                                     if _is_set(node, n)})
-        node.set_parameters([Parameter("threshold_source", value=given or CHECKPOINT)])
-    node.add_pre_set_parameters_callback(widen_parameters)
+def allowed_neighbors(neighbors: list[str]) -> list[str] | None:
+    """What a `neighbors` value means for the core: None = any discovered worker ('*'),
+    [] = none ('-'), else the listed worker ids."""
+    if ANY_NEIGHBOR in neighbors:
+        return None
+    return [n for n in neighbors if n != NO_NEIGHBOR]
 
 
 def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
@@ -339,8 +246,8 @@ def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
 
 # -- docs/USAGE.md ----------------------------------------------------------------------------
 
-TABLE_BEGIN = ("<!-- parameter table: generated from mdi_exit_ros/nodes/params.py by "
-               "`python -m mdi_exit_ros.nodes.params --write docs/USAGE.md`; do not edit -->")
+TABLE_BEGIN = ("<!-- parameter table: generated from mdi_exit_ros/params.py by "
+               "`python -m mdi_exit_ros.params --write docs/USAGE.md`; do not edit -->")
 TABLE_END = "<!-- end of parameter table -->"
 
 
@@ -382,7 +289,7 @@ def with_table(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the table, or rewrite / check it in a USAGE.md."""
-    parser = argparse.ArgumentParser(prog="python -m mdi_exit_ros.nodes.params",
+    parser = argparse.ArgumentParser(prog="python -m mdi_exit_ros.params",
                                      description=main.__doc__)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--write", type=Path, metavar="USAGE_MD")
@@ -397,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(with_table(text))
         return 0
     if with_table(text) != text:
-        print(f"{path}: parameter table differs from mdi_exit_ros/nodes/params.py",
+        print(f"{path}: parameter table differs from mdi_exit_ros/params.py",
               file=sys.stderr)
         return 1
     return 0
