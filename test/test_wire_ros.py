@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -44,13 +46,20 @@ def test_one_megabyte_tensor_arrives_byte_for_byte() -> None:
     assert all(d["len"] == 1 << 20 for d in got)
 
 
-def test_cut_bench_measures_each_codec_between_two_processes() -> None:
+def test_cut_bench_measures_each_codec_between_two_processes(tmp_path) -> None:
     """`mdi-exit bench cut`: the autoencoder's code crosses as its bytes, every round trip
-    came back from the echo process, and the times are real (positive)."""
-    from mdi_exit_ros.tools.bench import bench_cut
-
-    rows, info = bench_cut("fmnist_cnn_ee", {"width": 8, "input_size": 32}, 1,
-                           ["identity", "autoencoder"], 3, ["DEFAULT"], 60.0)
+    came back from the echo process, and the times are real (positive). Run as the command
+    (its own process): it initialises rclpy and sets the transport for its process."""
+    out = tmp_path / "cut.json"
+    proc = subprocess.run(
+        [sys.executable, "-P", "-m", "mdi_exit_ros.cli", "bench", "cut", "--model",
+         "fmnist_cnn_ee", "--model-kwargs", '{"width": 8, "input_size": 32}', "--cut", "1",
+         "--codecs", "identity,autoencoder", "--count", "3", "--transports", "DEFAULT",
+         "--timeout", "60", "--json", str(out)],
+        capture_output=True, text=True, timeout=240, start_new_session=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    rows, info = result["rows"], result["info"]
     assert info["features"] == [8, 16, 16] and info["feature_bytes"] == 8 * 16 * 16 * 4
     by = {r["codec"]: r for r in rows}
     assert by["identity"]["wire_bytes"] == 8 * 16 * 16 * 4
