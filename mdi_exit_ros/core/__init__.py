@@ -29,6 +29,7 @@ from .confidence import (
     max_softmax,
     softmax,
 )
+from .distribution import Distribution, pipeline_owner, pipeline_stage, shortest_queue
 from .estimators import ComputeDelayEstimator, Ewma, LinkDelayEstimator
 from .exit_policy import ExitThresholds, Placement, place_first, place_next, should_exit
 from .ledger import (
@@ -74,6 +75,7 @@ __all__ = [
     "ControlBranch",
     "ControlStep",
     "DEFAULT_MAX_QUEUE",
+    "Distribution",
     "Ewma",
     "ExitThresholds",
     "FrameLedger",
@@ -121,7 +123,10 @@ __all__ = [
     "frame_seconds",
     "place_first",
     "place_next",
+    "pipeline_owner",
+    "pipeline_stage",
     "report_problem",
     "should_exit",
+    "shortest_queue",
     "softmax",
 ]
