@@ -41,7 +41,9 @@ def test_shipped_scenarios_load(name: str) -> None:
     assert sc.name == name and sc.points
     assert sc.model == "mobilenet_v2_ee_cifar10" and sc.dataset == "cifar10"
     names = {p.policy.name for p in sc.points}
-    assert {"local-noee", "local", "mesh5", "mesh5-first"} <= names
+    assert {"local-noee", "mesh5", "mesh5-first", "mesh5-data", "mesh5-data-noee",
+            "chain5-pipeline"} <= names  # the goals' baseline, MDI-Exit and both baselines
+    assert name == "quick" or "local" in names
     # the No-EE policies run at threshold 1.0 only, whatever the scenario's thresholds
     assert {p.threshold for p in sc.points if not p.policy.early_exit} == {NO_EE}
 
