@@ -60,6 +60,7 @@ CHECKPOINT = "checkpoint"  # a threshold that means the checkpoint's calibrated 
 NO_EE = 1.0  # exit threshold of the "No EE" policies: C > 1.0 never holds (Alg. 1 line 5)
 MIN_RESULTS = 10  # fewer results in a window: the point is invalid (too few to measure)
 STARTUP_SLACK = 25.0  # s from the fleet's start to its first frame (CIFAR-10 loads ~18 s)
+RUN_TAIL = 1.0  # s the fleet runs past the window's end (the last reports of the window)
 CSV_FIELDS = (
     "experiment", "policy", "topology", "early_exit", "first_task_offload", "distribution",
     "threshold",
@@ -167,8 +168,9 @@ class Scenario:
 
     @property
     def duration(self) -> float:
-        """--duration of each fleet: the player's start, the warm-up and the window."""
-        return STARTUP_SLACK + self.warmup + self.measure
+        """--duration of each fleet (it counts from the first frame): the warm-up, the window
+        and a short tail."""
+        return self.warmup + self.measure + RUN_TAIL
 
 
 def _positive(data: Mapping, key: str, default: float, path: str) -> float:
@@ -811,7 +813,7 @@ def run_point(point: Point, scenario: Scenario, facts: ModelFacts, out_dir: Path
         a if " " not in a and "[" not in a else repr(a) for a in args) + "\n")
     log = open(run_dir / "fleet.log", "wb")  # noqa: SIM115 - closed below
     started = time.monotonic()
-    expected = scenario.duration + 30.0
+    expected = STARTUP_SLACK + scenario.duration + 30.0
     try:
         proc = spawn_module("mdi_exit_ros.tools.fleet", args, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -912,8 +914,9 @@ def main(argv: list[str]) -> int:
     model, dataset, note = choose_model(scenario)
     facts = model_facts(model, dataset)
     service = scenario.profile.service_times(facts.task_mflops)
-    print(f"scenario {scenario.name}: {len(points)} points, ~{scenario.duration + 30:.0f} s "
-          f"each; model {model} on {dataset}" + (f" ({note})" if note else ""))
+    each = STARTUP_SLACK + scenario.duration + 30
+    print(f"scenario {scenario.name}: {len(points)} points, ~{each:.0f} s each; model {model} "
+          f"on {dataset}" + (f" ({note})" if note else ""))
     print(f"device profile {scenario.profile.describe()}; service times per task "
           f"{', '.join(f'{s * 1e3:.0f}' for s in service)} ms; parameters "
           f"{scenario.parameters or 'as shipped'}")
