@@ -41,11 +41,17 @@ def test_shipped_scenarios_load(name: str) -> None:
     assert sc.name == name and sc.points
     assert sc.model == "mobilenet_v2_ee_cifar10" and sc.dataset == "cifar10"
     names = {p.policy.name for p in sc.points}
-    assert {"local-noee", "mesh5", "mesh5-first", "mesh5-data", "mesh5-data-noee",
+    assert {"local-noee", "mesh5", "mesh5-first", "mesh5-data", "mesh5-first-noee",
             "chain5-pipeline"} <= names  # the goals' baseline, MDI-Exit and both baselines
-    assert name == "quick" or "local" in names
+    assert name == "quick" or {"local", "mesh5-data-noee"} <= names
     # the No-EE policies run at threshold 1.0 only, whatever the scenario's thresholds
     assert {p.threshold for p in sc.points if not p.policy.early_exit} == {NO_EE}
+
+
+def test_the_links_scenario_runs_the_baselines_on_slow_links() -> None:
+    sc = bf.load_scenario("links")
+    assert sc.profile.link_bandwidth == 50_000.0
+    assert {p.policy.distribution for p in sc.points} == {"mdi", "data", "pipeline"}
 
 
 def test_points_are_the_policies_times_thresholds_and_rates() -> None:
