@@ -142,7 +142,8 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument(
             "topology", default_value="mesh3",
-            description="Shipped topology (local, mesh2, mesh3, circular3, mesh5) or a YAML path"),
+            description="Shipped topology (local, mesh2, mesh3, circular3, mesh5, chain5) or a "
+                        "YAML path"),
         DeclareLaunchArgument(
             "fleet", default_value="/",
             description="Fleet namespace: robots run in <fleet>/<robot> and report on "

@@ -33,16 +33,19 @@ from typing import Any
 from mdi_exit_ros.core.admission import DEFAULT_MAX_QUEUE
 from mdi_exit_ros.core.confidence import CONFIDENCE_FNS
 from mdi_exit_ros.core.exit_policy import CHECKPOINT, DEFAULT_T_O, THRESHOLD_SOURCES
+from mdi_exit_ros.core.names import is_worker_id
 
 ANY_NEIGHBOR = "*"  # neighbors: ["*"] = any discovered worker
 NO_NEIGHBOR = "-"  # neighbors: ["-"] = none (ROS cannot type an empty string array)
 UNSET_DOUBLES = "<unset double[]>"  # default of a double array that starts out unset
 UNSET_DOUBLE = "<unset double>"  # default of a double that starts out unset
 UNSET_INTEGER = "<unset integer>"  # default of an integer that starts out unset
-UNSET = (UNSET_DOUBLES, UNSET_DOUBLE, UNSET_INTEGER)
+UNSET_STRINGS = "<unset string[]>"  # default of a string array that starts out unset
+UNSET = (UNSET_DOUBLES, UNSET_DOUBLE, UNSET_INTEGER, UNSET_STRINGS)
 ADMISSION_MODES = ("rate", "threshold")
 CONFIDENCES = tuple(CONFIDENCE_FNS)  # core/confidence.py's functions, by name
 IMAGE_QOS = ("auto", "reliable", "best_effort", "sensor_data")  # choices of wire.qos.image_qos
+DISTRIBUTIONS = ("mdi", "data", "pipeline")  # core.Distribution values
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,16 @@ WORKER_PARAMS: tuple[Spec, ...] = (
          "and acks this worker sends (.inf: no limit)", low=1.0, high=math.inf),
     Spec("max_tensor_bytes", 64 * 1024 * 1024, "Largest tensor accepted from the wire",
          low=1024, high=1 << 31),
+    Spec("distribution", "mdi", "Who runs a frame's tasks: mdi = MDI-Exit (Alg. 1-2); data = "
+         "data-distributed inference (baseline): the source sends each admitted frame whole "
+         "to the worker with the shortest input queue, itself included, which runs all its "
+         "tasks; pipeline = static pipeline (baseline): task k runs on its stage of "
+         "pipeline_chain. Set on every worker of a fleet; the source's offload_first_task "
+         "applies to mdi only", choices=DISTRIBUTIONS),
+    Spec("pipeline_chain", UNSET_STRINGS, "Static pipeline (distribution: pipeline): the "
+         "workers in chain order; the model's tasks are split evenly over them in order "
+         "(as many workers as tasks: task k on the k-th). A stage that is not an eligible "
+         "neighbour when its task is ready runs it here instead"),
     Spec("seed", UNSET_INTEGER, "Seed of the offloading coin (Alg. 2 line 5); unset: a seed "
          "from the OS", low=0, high=2**31 - 1, configure_only=True),
     # Sources only.
@@ -228,6 +241,12 @@ def check(name: str, value: Any, current: dict[str, Any]) -> str | None:
     if name == "neighbors" and (not value or any(not v for v in value) or (
             len(value) > 1 and ({ANY_NEIGHBOR, NO_NEIGHBOR} & set(value)))):
         return "neighbors must be ['*'] (any), ['-'] (none) or a list of worker ids"
+    if name == "distribution" and value == "pipeline" \
+            and current.get("pipeline_chain") in (None, []):
+        return "distribution pipeline needs pipeline_chain set (the workers in chain order)"
+    if name == "pipeline_chain" and (not value or len(set(value)) != len(value) or not all(
+            is_worker_id(v) for v in value)):
+        return "pipeline_chain must list distinct worker ids in chain order"
     if name == "queue_thresholds":
         if len(value) != 2 or value[0] < 0 or value[0] > value[1]:
             return "queue_thresholds must be [T_Q1, T_Q2] with 0 <= T_Q1 <= T_Q2"

@@ -33,7 +33,7 @@ import yaml
 from mdi_exit_ros.core.names import MAX_WORKER_ID_LENGTH, is_worker_id
 from mdi_exit_ros.params import NO_NEIGHBOR
 
-SHIPPED = ("local", "mesh2", "mesh3", "circular3", "mesh5")
+SHIPPED = ("local", "mesh2", "mesh3", "circular3", "mesh5", "chain5")
 
 
 class TopologyError(ValueError):

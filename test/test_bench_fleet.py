@@ -41,9 +41,17 @@ def test_shipped_scenarios_load(name: str) -> None:
     assert sc.name == name and sc.points
     assert sc.model == "mobilenet_v2_ee_cifar10" and sc.dataset == "cifar10"
     names = {p.policy.name for p in sc.points}
-    assert {"local-noee", "local", "mesh5", "mesh5-first"} <= names
+    assert {"local-noee", "mesh5", "mesh5-first", "mesh5-data", "mesh5-first-noee",
+            "chain5-pipeline"} <= names  # the goals' baseline, MDI-Exit and both baselines
+    assert name == "quick" or {"local", "mesh5-data-noee"} <= names
     # the No-EE policies run at threshold 1.0 only, whatever the scenario's thresholds
     assert {p.threshold for p in sc.points if not p.policy.early_exit} == {NO_EE}
+
+
+def test_the_links_scenario_runs_the_baselines_on_slow_links() -> None:
+    sc = bf.load_scenario("links")
+    assert sc.profile.link_bandwidth == 50_000.0
+    assert {p.policy.distribution for p in sc.points} == {"mdi", "data", "pipeline"}
 
 
 def test_points_are_the_policies_times_thresholds_and_rates() -> None:
@@ -89,6 +97,32 @@ def test_policies_are_modes_of_the_same_nodes() -> None:
     first = parse_policy("mesh5-first")
     assert first.topology == "mesh5" and first.first_task_offload and not first.pins_first_task
     assert parse_policy("mesh3").pins_first_task
+    data = parse_policy("mesh5-data")
+    assert (data.distribution, data.early_exit, data.pins_first_task) == ("data", True, False)
+    assert not parse_policy("mesh5-data-noee").early_exit
+    assert parse_policy("mesh5-data-noee").distribution == "data"
+    pipe = parse_policy("chain5-pipeline")
+    assert (pipe.topology, pipe.distribution, pipe.early_exit) == ("chain5", "pipeline", False)
+    both = parse_policy("mesh5-first-noee")
+    assert both.first_task_offload and not both.early_exit and both.distribution == "mdi"
+    for bad in ("mesh5-pipeline-noee", "mesh5-data-first", "local-data", "local-first"):
+        with pytest.raises(bf.ScenarioError):
+            parse_policy(bad)
+
+
+def test_baseline_policies_set_the_distribution_on_every_robot() -> None:
+    sc = parse_scenario(scenario(fixed={"policies": ["mesh5-data", "chain5-pipeline"]}))
+    data, pipe = sc.points
+    assert pipe.threshold == 1.0  # the pipeline runs without early exit
+    sets = bf.fleet_overrides(data, sc, [0.1, 0.2], robots=5)
+    assert "*.distribution=data" in sets and "robot1.offload_first_task=false" in sets
+    assert not any("pipeline_chain" in s for s in sets)
+    assert "robot1.initial_interval=0.06" in sets  # 5 robots / 0.3 s, nothing pinned
+    workers = ("robot1", "robot2")
+    sets = bf.fleet_overrides(pipe, sc, [0.1, 0.2], robots=2, workers=workers)
+    assert "*.distribution=pipeline" in sets and "*.exit_threshold=1.0" in sets
+    assert '*.pipeline_chain=["robot1", "robot2"]' in sets
+    assert "robot1.initial_interval=0.2" in sets  # the slowest stage
 
 
 def test_device_profile_gives_fixed_service_times() -> None:
@@ -109,8 +143,8 @@ def test_overrides_make_the_mode_and_the_profile() -> None:
     assert not any("exit_threshold" in s for s in sets)  # the checkpoint's thresholds
     sets = bf.fleet_overrides(poisson, sc, [0.1, 0.2])
     assert "robot1.admission_mode=threshold" in sets and "*.exit_threshold=1.0" in sets
-    # pinned explicitly: the nodes' default is first-task offloading on
-    assert "robot1.offload_first_task=false" in sets
+    # the node's default is first-task offloading: the paper's policy turns it off
+    assert "robot1.offload_first_task=false" in sets and "*.distribution=mdi" in sets
 
 
 def test_initial_interval_auto_starts_at_the_no_early_exit_bound() -> None:
@@ -239,6 +273,37 @@ def test_network_bound() -> None:
     assert network_bound([1.0, 0.0], [10_000], 3_000, 2, 1e6, True) == math.inf
 
 
+def test_pipeline_bound_is_its_slowest_stage() -> None:
+    s = [0.1, 0.2, 0.4]
+    assert bf.pipeline_bound(s, [0, 0, 1], 3) == pytest.approx(1 / 0.4)
+    assert bf.pipeline_stages(3, 2) == [[0, 1], [2]]
+    assert bf.pipeline_bound(s, [0, 0, 1], 2) == pytest.approx(1 / 0.4)  # tasks 1+2, then 3
+    assert bf.pipeline_bound([0.4, 0.2, 0.1], [0, 0, 1], 2) == pytest.approx(1 / 0.6)
+    assert bf.pipeline_bound(s, [0, 0, 1], 1) == pytest.approx(1 / 0.7)
+    # early exit: half the frames leave after task 1, so stage 3 runs 0.4 s for half of them
+    assert bf.pipeline_bound(s, [0.5, 0, 0.5], 3) == pytest.approx(1 / 0.2)
+    # links: one per hop, carrying the features after each stage of every frame going on
+    assert bf.pipeline_network_bound([0, 0, 1], [1000, 4000, 10], 3, 1e6) == \
+        pytest.approx(1e6 / 4000)
+    assert bf.pipeline_network_bound([0, 0, 1], [1000, 4000, 10], 1, 1e6) == math.inf
+    assert bf.data_network_bound(3000, 5, 4, 1e6) == pytest.approx(4e6 / 2400)
+    assert bf.data_network_bound(3000, 1, 0, 1e6) == math.inf
+
+
+def test_bounds_of_the_baselines() -> None:
+    metrics = {"exit_distribution": [0.5, 0.25, 0.25], "answered_rate": 2.0}
+    data = bf.bounds(Point("fixed", parse_policy("mesh5-data"), CHECKPOINT, 30.0), metrics,
+                     [0.1, 0.2, 0.4], [10_000, 5_000, 10], 3_000, robots=5, source_links=4,
+                     link_bandwidth=1e6)
+    assert data["compute_bound"] == pytest.approx(5 / 0.3)  # nothing pinned at the source
+    assert data["network_bound"] == pytest.approx(4e6 / 2400)
+    pipe = bf.bounds(Point("fixed", parse_policy("mesh3-pipeline"), 1.0, 30.0),
+                     {"exit_distribution": [0, 0, 1], "answered_rate": 2.0}, [0.1, 0.2, 0.4],
+                     [10_000, 5_000, 10], 3_000, robots=3, source_links=2, link_bandwidth=1e6)
+    assert pipe["compute_bound"] == pytest.approx(2.5)
+    assert pipe["achieved_over_bound"] == pytest.approx(0.8)
+
+
 def test_bounds_of_a_point_and_the_ratio() -> None:
     point = Point("fixed", parse_policy("mesh5"), CHECKPOINT, 30.0)
     b = bf.bounds(point, {"exit_distribution": [0.5, 0.25, 0.25], "answered_rate": 8.0},
@@ -283,3 +348,24 @@ def test_goals_compare_with_local_no_ee_of_the_same_run() -> None:
     assert lines[3] == "| mesh5-first | 1.0 | 5.00x | >= 6x: missed | +0.0 | 70% | missed |"
     assert lines[4] == "| mesh5-noee | 1.0 | 2.50x | - | +0.0 | 99% | met |"
     assert len(lines) == 5  # local rows are the baseline, not goals
+
+
+def test_baselines_are_compared_with_mdi_exit_at_the_same_thresholds() -> None:
+    def row(policy: str, threshold: float | str, rate: float, p50: float) -> dict:
+        p = parse_policy(policy)
+        return {"experiment": "fixed", "valid": "True", "policy": policy,
+                "threshold": threshold, "topology": p.topology,
+                "early_exit": str(p.early_exit), "distribution": p.distribution,
+                "first_task_offload": str(p.first_task_offload), "achieved_over_bound": "0.9",
+                "answered_rate": str(rate), "accuracy": "0.9", "latency_p50": str(p50)}
+    rows = [row("mesh5-first", CHECKPOINT, 12.0, 2.0), row("mesh5-noee", 1.0, 3.0, 4.0),
+            row("mesh5-data", CHECKPOINT, 10.0, 3.0), row("chain5-pipeline", 1.0, 2.0, 5.0),
+            row("mesh5-data-noee", 1.0, 4.0, 3.5)]
+    lines = bf.baselines(rows).splitlines()
+    assert lines[2] == ("| mesh5-first | mesh5-data | checkpoint | 12.00, 10.00 | 1.20x | "
+                        "90.0%, 90.0% | 2.00, 3.00 |")
+    assert lines[3].startswith("| mesh5-noee | chain5-pipeline | 1.0 | 3.00, 2.00 | 1.50x |")
+    assert lines[4].startswith("| mesh5-noee | mesh5-data-noee | 1.0 | 3.00, 4.00 | 0.75x |")
+    assert len(lines) == 5
+    assert "mesh5-data" not in bf.goals(rows)  # a baseline is no goal of MDI-Exit
+    assert bf.baselines(rows[:2]) == ""

@@ -38,7 +38,7 @@ def test_unknown_command_and_unknown_benchmark_exit_2() -> None:
     assert out.returncode == 2 and "unknown command 'frobnicate'" in out.stderr
     out = _run("bench", "gpu")  # neither a benchmark nor a shipped scenario
     assert out.returncode == 2 and "gpu.yaml: cannot read scenario" in out.stderr
-    assert "shipped: full, quick" in out.stderr
+    assert "shipped: full, links, quick" in out.stderr
     out = _run("bench", "--help")
     assert out.returncode == 0 and "mdi-exit bench {wire,cut}" in out.stderr
     assert "mdi-exit bench <scenario>" in out.stderr

@@ -29,6 +29,7 @@ from .confidence import (
     max_softmax,
     softmax,
 )
+from .distribution import Distribution, pipeline_owner, pipeline_stage, shortest_queue
 from .estimators import ComputeDelayEstimator, Ewma, LinkDelayEstimator
 from .exit_policy import (
     CHECKPOINT,
@@ -89,6 +90,7 @@ __all__ = [
     "ControlStep",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_T_O",
+    "Distribution",
     "Ewma",
     "ExitThresholds",
     "FrameLedger",
@@ -143,9 +145,12 @@ __all__ = [
     "frame_seconds",
     "place_first",
     "place_next",
+    "pipeline_owner",
+    "pipeline_stage",
     "report_problem",
     "select_thresholds",
     "should_exit",
+    "shortest_queue",
     "softmax",
     "start_interval",
     "task_age",

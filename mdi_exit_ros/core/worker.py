@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .distribution import Distribution, pipeline_owner, shortest_queue
 from .estimators import ComputeDelayEstimator, LinkDelayEstimator
 from .exit_policy import (
     DEFAULT_T_O,
@@ -133,6 +134,8 @@ class WorkerStats:
     reissued: int  # of those, taken back because their receiver died before it was done
     custody_expired: int  # kept longer than custody_timeout and forgotten
     discarded: int  # queued tasks of frames their source had already answered (discard_frame)
+    dispatched_here: int = 0  # data-distributed: admitted frames kept by the shortest queue
+    stage_fallbacks: int = 0  # pipeline: tasks run here because their stage was not eligible
 
 
 @dataclass
@@ -162,6 +165,8 @@ class _Counters:
     reissued: int = 0
     custody_expired: int = 0
     discarded: int = 0
+    dispatched_here: int = 0  # data-distributed: admitted frames the shortest queue kept here
+    stage_fallbacks: int = 0  # pipeline: tasks run here because their stage was not eligible
 
 
 class WorkerCore:
@@ -202,6 +207,8 @@ class WorkerCore:
         report_settle: float = 0.0,
         lifecycle_state: str = ACTIVE,
         offload_first_task: bool = False,
+        distribution: Distribution = Distribution.MDI,
+        pipeline: Iterable[str] = (),
     ) -> None:
         if t_o < 0:
             raise ValueError(f"t_o must be >= 0, got {t_o}")
@@ -213,6 +220,10 @@ class WorkerCore:
         self.t_o = t_o
         # Frames admitted here place tau_1 by Alg. 1 line 8 too (see ``place_first``).
         self.offload_first_task = offload_first_task
+        # MDI-Exit or a baseline (core/distribution.py); both may change at any time.
+        self.distribution = distribution
+        self.pipeline: tuple[str, ...] = tuple(pipeline)
+        self._dispatches = 0  # data-distributed: tie-break turn of shortest_queue
         self.max_resends = max_resends
         self.lifecycle_state = lifecycle_state
         self.input: deque[Task] = deque()  # I_n
@@ -351,9 +362,7 @@ class WorkerCore:
         self._refused.pop(dkey, None)
         self._seen.add(dkey)
         admitted_here = task.hops == 0 and sender is None and task.source == self.worker_id
-        if admitted_here and self.table.allowed != frozenset() and place_first(
-            self.offload_first_task, not self.input, len(self.output), self.t_o
-        ) is Placement.OUTPUT:  # (no neighbour at all: O_n would only park it, see complete)
+        if admitted_here and self._first_placement(task) is Placement.OUTPUT:
             self.output.append(task)  # Alg. 2 may offload it (first-task offloading)
         else:
             self.input.append(task)
@@ -369,6 +378,27 @@ class WorkerCore:
             self._c.admitted += 1
         self._c.accepted_total += 1
         return Receipt(SubmitStatus.QUEUED, "", self._c.accepted_total)
+
+    def _first_placement(self, task: Task) -> Placement:
+        """Where a frame admitted here puts its first task tau_1(d).
+
+        MDI-Exit: ``place_first`` (first-task offloading). Data-distributed: O_n, from which
+        ``offload_pass`` dispatches the whole frame to the shortest queue (itself included).
+        Pipeline: I_n if task 1's stage is this worker, else O_n (sent to the stage). A worker
+        with no neighbour at all keeps it in I_n: O_n would only park it (see ``complete``).
+        """
+        if self.table.allowed == frozenset():
+            return Placement.INPUT
+        if self.distribution is Distribution.DATA:
+            return Placement.OUTPUT
+        if self.distribution is Distribution.PIPELINE:
+            return self._stage_placement(task.task_index)
+        return place_first(self.offload_first_task, not self.input, len(self.output), self.t_o)
+
+    def _stage_placement(self, task_index: int) -> Placement:
+        """Pipeline: INPUT when task ``task_index`` is this worker's stage, else OUTPUT."""
+        owner = pipeline_owner(task_index, self.num_exits, self.pipeline or (self.worker_id,))
+        return Placement.INPUT if owner == self.worker_id else Placement.OUTPUT
 
     def _circled_back(self, task: Task, mine: InFlight) -> Receipt:
         """A task this worker sent and still awaits an ack for has come back to it.
@@ -446,12 +476,15 @@ class WorkerCore:
         nxt = task.successor()  # tau_{k+1}(d)
         nxt.payload, nxt.size_bytes = next_payload, next_size_bytes
         self._seen.add(nxt.key)
-        if self.table.allowed == frozenset():
+        if self.table.allowed == frozenset() or self.distribution is Distribution.DATA:
             # No one-hop neighbour at all (neighbors ['-'], a robot on its own): O_n only
             # feeds Alg. 2, which has nobody to offload to, so a successor parked there would
             # wait behind every new frame until its frame went overdue. It runs here, in
-            # order: the paper's "Local, MDI-Exit".
+            # order: the paper's "Local, MDI-Exit". Data-distributed inference runs every
+            # task of a frame where the frame was sent.
             placement = Placement.INPUT
+        elif self.distribution is Distribution.PIPELINE:
+            placement = self._stage_placement(nxt.task_index)  # its stage's worker runs it
         else:
             placement = place_next(not self.input, len(self.output), self.t_o)  # Alg. 1, l. 8
         if placement is Placement.INPUT:
@@ -488,6 +521,10 @@ class WorkerCore:
         No idle waiting (the paper is silent): if I_n is then empty while O_n is not, the
         head of O_n moves to I_n so local compute never idles next to queued work.
         """
+        if self.distribution is Distribution.DATA:
+            return self._dispatch_pass(now)
+        if self.distribution is Distribution.PIPELINE:
+            return self._pipeline_pass(now)
         sends: list[tuple[str, Task]] = []
         while self.output:  # Alg. 2, line 1
             head = self.output[0]
@@ -511,6 +548,51 @@ class WorkerCore:
             self.input.append(self.output.popleft())
             self._c.idle_moves += 1
         return sends
+
+    def _dispatch_pass(self, now: float) -> list[tuple[str, Task]]:
+        """Data-distributed inference: every frame waiting in O_n goes whole to the worker
+        with the shortest input queue (this one: its I_n; a neighbour: its reported I_m +
+        tasks in flight to it, as in Alg. 2), held in the offload ledger like any offload
+        (acks, re-sends, custody). O_n holds only admitted frames in this mode."""
+        sends: list[tuple[str, Task]] = []
+        while self.output:
+            head = self.output.popleft()
+            views = self.neighbor_views(head.size_bytes, now)
+            target = shortest_queue(self.worker_id, len(self.input),
+                                    [(v.worker, v.input_queue) for v in views],
+                                    self._dispatches)
+            self._dispatches += 1
+            if target == self.worker_id:
+                self.input.append(head)
+                self._c.dispatched_here += 1
+                continue
+            sends.append(self._offload(target, head, now))
+        return sends
+
+    def _pipeline_pass(self, now: float) -> list[tuple[str, Task]]:
+        """Static pipeline: each task in O_n goes to its stage's worker. A stage that is not
+        eligible (not heard for a lease, inactive, another model) cannot take it, so the
+        task runs here instead (counted): nothing admitted waits for a robot that is gone."""
+        sends: list[tuple[str, Task]] = []
+        while self.output:
+            head = self.output.popleft()
+            owner = pipeline_owner(head.task_index, self.num_exits,
+                                   self.pipeline or (self.worker_id,))
+            if owner != self.worker_id and self.table.is_eligible(owner, now):
+                sends.append(self._offload(owner, head, now))
+                continue
+            if owner != self.worker_id:
+                self._c.stage_fallbacks += 1
+            self.input.append(head)
+        return sends
+
+    def _offload(self, target: str, task: Task, now: float) -> tuple[str, Task]:
+        """Hand ``task`` to ``target`` (held in the offload ledger until it acks)."""
+        task.hops += 1
+        self._send(target, task, now, retries=0)
+        self.table.note_sent(target, now)
+        self._c.offloads_sent += 1
+        return target, task
 
     def _send(self, receiver: str, task: Task, now: float, retries: int,
               earlier_sends: tuple[tuple[int, float], ...] = ()) -> InFlight:
@@ -824,4 +906,6 @@ class WorkerCore:
             reissued=c.reissued,
             custody_expired=c.custody_expired,
             discarded=c.discarded,
+            dispatched_here=c.dispatched_here,
+            stage_fallbacks=c.stage_fallbacks,
         )

@@ -15,6 +15,7 @@ from mdi_exit_ros.params import (
     UNSET_DOUBLE,
     UNSET_DOUBLES,
     UNSET_INTEGER,
+    UNSET_STRINGS,
     WORKER_PARAMS,
     Spec,
     is_double,
@@ -77,7 +78,7 @@ def _declared_default(spec: Spec) -> Any:
     from rclpy.parameter import Parameter
 
     unset = {UNSET_DOUBLES: Parameter.Type.DOUBLE_ARRAY, UNSET_DOUBLE: Parameter.Type.DOUBLE,
-             UNSET_INTEGER: Parameter.Type.INTEGER}
+             UNSET_INTEGER: Parameter.Type.INTEGER, UNSET_STRINGS: Parameter.Type.STRING_ARRAY}
     if spec.name == "threshold_source":
         return Parameter.Type.STRING  # unset unless given; chosen below from what was given
     return unset.get(spec.default, spec.default) if isinstance(spec.default, str) \

@@ -201,6 +201,10 @@ class WorkerNode(LifecycleNode):
             self.core.t_o = int(value)
         elif name == "neighbors":
             self.core.table.set_allowed(params.allowed_neighbors(value))
+        elif name == "distribution":
+            self.core.distribution = core.Distribution(value)  # from the next placement on
+        elif name == "pipeline_chain":
+            self.core.pipeline = tuple(value)
         elif name == "neighbor_lease":
             self.core.table.lease = float(value)
         elif name == "state_period" and self._state_timer is not None:
@@ -255,7 +259,10 @@ class WorkerNode(LifecycleNode):
         reason = (params.check("threshold_source", values["threshold_source"], values)
                   or self.check_parameter("exit_thresholds", values.get("exit_thresholds"),
                                           values)
-                  or self.check_parameter("service_times", values.get("service_times"), values))
+                  or self.check_parameter("service_times", values.get("service_times"), values)
+                  or params.check("distribution", values["distribution"], values)
+                  or (values.get("pipeline_chain") is not None and params.check(
+                      "pipeline_chain", values["pipeline_chain"], values)))
         if reason:
             self.get_logger().error(reason)
             self.engine = None
@@ -270,7 +277,9 @@ class WorkerNode(LifecycleNode):
             t_o=int(values["output_queue_threshold"]),
             lease=float(values["neighbor_lease"]),
             allowed=params.allowed_neighbors(values["neighbors"]),
-            lifecycle_state="inactive")
+            lifecycle_state="inactive",
+            distribution=core.Distribution(values["distribution"]),
+            pipeline=values.get("pipeline_chain") or ())
         self.limits = TensorLimits(max_bytes=int(values["max_tensor_bytes"]))
         self._pubs = {
             "state": self.create_publisher(NeighborState, state_topic(self.fleet),
@@ -293,7 +302,9 @@ class WorkerNode(LifecycleNode):
         self.get_logger().info(
             f"configured {self.worker_id}: model {self.engine.model_id} with "
             f"{self.engine.num_exits} exits, thresholds {self.core.thresholds.values}, "
-            f"neighbours {values['neighbors']}")
+            f"neighbours {values['neighbors']}, distribution {values['distribution']}"
+            + (f" along {values['pipeline_chain']}" if values["distribution"] == "pipeline"
+               else ""))
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -9,7 +9,13 @@ run and stopped on its own. Every policy is a mode of the same nodes set by para
 - ``mesh2``, ``mesh3``, ``circular3``, ``mesh5``: MDI-Exit on that topology;
 - ``<topology>-noee``: the same without early exit;
 - ``<topology>-first``: MDI-Exit with first-task offloading (source parameter
-  `offload_first_task`), where the nodes have it.
+  `offload_first_task`; every other MDI-Exit policy sets it false, the paper's placement);
+  ``<topology>-first-noee``: the same without early exit;
+- ``<topology>-data``, ``<topology>-data-noee``: the data-distributed inference baseline
+  (parameter `distribution: data`): each admitted frame goes whole to the robot with the
+  shortest queue, which runs all its tasks, with and without early exit;
+- ``<topology>-pipeline``: the static-pipeline baseline (`distribution: pipeline`, the
+  topology's robots in order as `pipeline_chain`, no early exit): task k on the k-th robot.
 
 Emulated devices do not depend on how loaded this machine is: a device profile gives task k
 a fixed service time (its MFLOPs / the device's MFLOP/s), every worker pads its real compute
@@ -21,8 +27,8 @@ Each point's steady-state window starts `warmup` seconds after its first frame; 
 (admitted and answered rate, accuracy, latency p50/p95, tasks per robot, exit distribution)
 come from the fleet's record of every result and WorkerStats report (`mdi-exit fleet
 --record`). Beside each point: the compute bound (robots / expected compute per frame under
-the measured exit distribution, with task 1 pinned to the source where the policy pins it)
-and the network bound, and achieved / bound.
+the measured exit distribution, with task 1 pinned to the source where the policy pins it;
+a pipeline's is its slowest stage) and the network bound, and achieved / bound.
 
 Everything but `run_point` and `main` is pure (no ROS, no torch) and unit-tested.
 """
@@ -45,6 +51,7 @@ from typing import Any
 
 import yaml
 
+from mdi_exit_ros.core.distribution import pipeline_stage
 from mdi_exit_ros.topology import TopologyError, config_dir, load_topology, resolve_topology
 
 EXPERIMENTS = ("fixed", "poisson")  # Figs. 3-4 (Alg. 3, rate mode), Figs. 5-6 (Alg. 4)
@@ -53,8 +60,10 @@ CHECKPOINT = "checkpoint"  # a threshold that means the checkpoint's calibrated 
 NO_EE = 1.0  # exit threshold of the "No EE" policies: C > 1.0 never holds (Alg. 1 line 5)
 MIN_RESULTS = 10  # fewer results in a window: the point is invalid (too few to measure)
 STARTUP_SLACK = 25.0  # s from the fleet's start to its first frame (CIFAR-10 loads ~18 s)
+RUN_TAIL = 1.0  # s the fleet runs past the window's end (the last reports of the window)
 CSV_FIELDS = (
-    "experiment", "policy", "topology", "early_exit", "first_task_offload", "threshold",
+    "experiment", "policy", "topology", "early_exit", "first_task_offload", "distribution",
+    "threshold",
     "offered_rate", "valid", "invalid_reason", "window_s", "admitted_rate", "answered_rate",
     "accuracy", "latency_p50", "latency_p95", "results", "exit_distribution",
     "tasks_per_robot", "tasks_share_source", "overruns", "dropped", "expired",
@@ -97,21 +106,31 @@ class Policy:
     topology: str
     early_exit: bool = True
     first_task_offload: bool = False
+    distribution: str = "mdi"  # worker parameter `distribution`: mdi, data or pipeline
 
     @property
     def pins_first_task(self) -> bool:
-        """Task 1 of every frame runs at the source (Alg. 1 places successors only)."""
-        return not self.first_task_offload
+        """Task 1 of every frame runs at the source (MDI-Exit's Alg. 1 places successors
+        only; the pipeline's first stage is the source, which its own bound accounts for)."""
+        return self.distribution == "mdi" and not self.first_task_offload
+
+
+MODES = ("", "noee", "first", "first-noee", "data", "data-noee", "pipeline")
 
 
 def parse_policy(name: str) -> Policy:
-    """`local-noee`, `mesh5`, `mesh3-noee`, `mesh5-first` -> Policy."""
+    """`local-noee`, `mesh5`, `mesh3-noee`, `mesh5-first`, `mesh5-data`, `chain5-pipeline`
+    -> Policy."""
     topology, _, mode = name.partition("-")
-    if mode not in ("", "noee", "first"):
-        raise ScenarioError(f"policy {name!r}: mode must be '', '-noee' or '-first'")
-    if topology == "local" and mode == "first":
-        raise ScenarioError("policy 'local-first': one robot has nobody to offload to")
-    return Policy(name, topology, early_exit=mode != "noee", first_task_offload=mode == "first")
+    if mode not in MODES:
+        raise ScenarioError(f"policy {name!r}: mode must be one of "
+                            + ", ".join(f"'-{m}'" if m else "''" for m in MODES))
+    if topology == "local" and mode not in ("", "noee"):
+        raise ScenarioError(f"policy {name!r}: one robot has nobody to offload to")
+    kind = mode.removesuffix("-noee").removesuffix("noee")
+    return Policy(name, topology, early_exit=not mode.endswith("noee") and kind != "pipeline",
+                  first_task_offload=kind == "first",
+                  distribution=kind if kind in ("data", "pipeline") else "mdi")
 
 
 @dataclass(frozen=True)
@@ -149,8 +168,9 @@ class Scenario:
 
     @property
     def duration(self) -> float:
-        """--duration of each fleet: the player's start, the warm-up and the window."""
-        return STARTUP_SLACK + self.warmup + self.measure
+        """--duration of each fleet (it counts from the first frame): the warm-up, the window
+        and a short tail."""
+        return self.warmup + self.measure + RUN_TAIL
 
 
 def _positive(data: Mapping, key: str, default: float, path: str) -> float:
@@ -287,19 +307,24 @@ def topology_file(point: Point, dataset: str, seed: int) -> dict[str, Any]:
             "parameters": {w: dict(p) for w, p in topo.parameters.items()}, "player": player}
 
 
-def start_interval(service_times: Sequence[float], robots: int, pin_first: bool) -> float:
+def start_interval(service_times: Sequence[float], robots: int, pin_first: bool,
+                   distribution: str = "mdi") -> float:
     """Alg. 3's first mu when the scenario says `initial_interval: auto`: the interval at
     which the robots could compute frames that all run to the last exit (the compute bound
     without early exit). Alg. 3 lowers mu from there while the queues stay short; starting
     faster than the fleet can answer admits a backlog that Alg. 3's 20 %-per-period back-off
     takes many periods to stop (frames then go overdue and are admitted again)."""
-    return round(1.0 / compute_bound(service_times, [0.0] * (len(service_times) - 1) + [1.0],
-                                     [1.0] * robots, pin_first), 6)
+    last_only = [0.0] * (len(service_times) - 1) + [1.0]
+    if distribution == "pipeline":
+        return round(1.0 / pipeline_bound(service_times, last_only, robots), 6)
+    return round(1.0 / compute_bound(service_times, last_only, [1.0] * robots, pin_first), 6)
 
 
 def fleet_overrides(point: Point, scenario: Scenario, service_times: Sequence[float],
-                    source: str = "robot1", robots: int = 1) -> list[str]:
-    """The `--set` overrides that make the point's policy and device profile."""
+                    source: str = "robot1", robots: int = 1,
+                    workers: Sequence[str] = ()) -> list[str]:
+    """The `--set` overrides that make the point's policy and device profile (`workers`: the
+    topology's, in order: a pipeline's chain)."""
     prof = scenario.profile
     sets = [f"*.service_times={list(service_times)}", f"*.link_delay={prof.link_delay!r}",
             f"*.link_bandwidth={float(prof.link_bandwidth)!r}", "*.torch_threads=1",
@@ -309,11 +334,11 @@ def fleet_overrides(point: Point, scenario: Scenario, service_times: Sequence[fl
     mode = "rate" if point.experiment == "fixed" else "threshold"
     sets += [f"{source}.admission_mode={mode}",
              f"{source}.initial_interval="
-             f"{scenario.initial_interval or start_interval(service_times, robots, point.policy.pins_first_task)!r}"]  # noqa: E501
-    # Explicit both ways: the nodes' default is on (docs/ALGORITHMS.md, 24), and the paper's
-    # policies pin task 1 to the source.
-    sets.append(f"{source}.offload_first_task="
-                f"{'true' if point.policy.first_task_offload else 'false'}")
+             f"{scenario.initial_interval or start_interval(service_times, robots, point.policy.pins_first_task, point.policy.distribution)!r}",  # noqa: E501
+             f"{source}.offload_first_task={str(point.policy.first_task_offload).lower()}",
+             f"*.distribution={point.policy.distribution}"]
+    if point.policy.distribution == "pipeline":
+        sets.append(f"*.pipeline_chain={json.dumps(list(workers or [source]))}")
     for key, value in scenario.parameters.items():
         sets.append(f"{key}={json.dumps(value)}")
     return sets
@@ -444,6 +469,58 @@ def compute_bound(service_times: Sequence[float], exit_distribution: Sequence[fl
     return bound
 
 
+def _reach(exit_distribution: Sequence[float]) -> list[float]:
+    """P(a frame runs task k), k = 1..K, under the exit distribution."""
+    total = sum(exit_distribution)
+    if total <= 0:
+        raise ValueError("the exit distribution is empty")
+    reach, left = [], 1.0
+    for p in exit_distribution:
+        reach.append(max(left, 0.0))
+        left -= p / total
+    return reach
+
+
+def pipeline_stages(num_tasks: int, robots: int) -> list[list[int]]:
+    """0-based task indices per stage of a static pipeline over `robots` robots (the
+    workers' own rule, core.pipeline_stage)."""
+    stages: list[list[int]] = [[] for _ in range(robots)]
+    for k in range(1, num_tasks + 1):
+        stages[pipeline_stage(k, num_tasks, robots)].append(k - 1)
+    return stages
+
+
+def pipeline_bound(service_times: Sequence[float], exit_distribution: Sequence[float],
+                   robots: int) -> float:
+    """Frames/s a static pipeline can compute at most: its slowest stage's rate (each stage
+    runs its tasks of every frame that reaches them)."""
+    reach = _reach(exit_distribution)
+    load = max(sum(service_times[k] * reach[k] for k in stage)
+               for stage in pipeline_stages(len(service_times), robots))
+    return math.inf if load <= 0 else 1.0 / load
+
+
+def pipeline_network_bound(exit_distribution: Sequence[float], cut_bytes: Sequence[int],
+                           robots: int, link_bandwidth: float) -> float:
+    """Frames/s the links of a pipeline carry at most: every hop between stages is one link,
+    carrying the features after the stage's last task of every frame that goes on."""
+    reach = _reach(exit_distribution) + [0.0]
+    hops = [cut_bytes[stage[-1]] * reach[stage[-1] + 1]
+            for stage in pipeline_stages(len(cut_bytes), robots)[:-1] if stage]
+    worst = max(hops, default=0.0)
+    return math.inf if worst <= 0 else link_bandwidth / worst
+
+
+def data_network_bound(input_bytes: int, robots: int, source_links: int,
+                       link_bandwidth: float) -> float:
+    """Frames/s the source's links carry at most under data-distributed inference: each frame
+    sent away leaves once, as the input frame; with equal robots (robots - 1) / robots of
+    the frames are sent away."""
+    if source_links == 0 or robots <= 1:
+        return math.inf
+    return source_links * link_bandwidth / (input_bytes * (robots - 1) / robots)
+
+
 def network_bound(exit_distribution: Sequence[float], cut_bytes: Sequence[int],
                   input_bytes: int, source_links: int, link_bandwidth: float,
                   pin_first: bool) -> float:
@@ -472,8 +549,15 @@ def bounds(point: Point, metrics: Mapping[str, Any], service_times: Sequence[flo
         return {"compute_bound": None, "network_bound": None, "bound": None,
                 "achieved_over_bound": None}
     pin = point.policy.pins_first_task
-    c = compute_bound(service_times, dist, [1.0] * robots, pin)
-    n = network_bound(dist, cut_bytes, input_bytes, source_links, link_bandwidth, pin)
+    if point.policy.distribution == "pipeline":
+        c = pipeline_bound(service_times, dist, robots)
+        n = pipeline_network_bound(dist, cut_bytes, robots, link_bandwidth)
+    elif point.policy.distribution == "data":
+        c = compute_bound(service_times, dist, [1.0] * robots, False)
+        n = data_network_bound(input_bytes, robots, source_links, link_bandwidth)
+    else:
+        c = compute_bound(service_times, dist, [1.0] * robots, pin)
+        n = network_bound(dist, cut_bytes, input_bytes, source_links, link_bandwidth, pin)
     b = min(c, n)
     achieved = metrics.get("answered_rate")
     return {"compute_bound": c, "network_bound": n, "bound": b,
@@ -497,6 +581,7 @@ def csv_row(point: Point, scenario: Scenario, metrics: Mapping[str, Any],
     row = {"experiment": point.experiment, "policy": point.policy.name,
            "topology": point.policy.topology, "early_exit": point.policy.early_exit,
            "first_task_offload": point.policy.first_task_offload,
+           "distribution": point.policy.distribution,
            "threshold": point.threshold, "offered_rate": point.rate,
            "profile": scenario.profile.describe(), "model": model, "dataset": dataset,
            "log_dir": log_dir, **{k: metrics.get(k) for k in CSV_FIELDS if k in metrics},
@@ -558,8 +643,8 @@ def goals(rows: Iterable[Mapping[str, Any]]) -> str:
     lines = ["| policy | T_e | answered / Local no-EE | goal | accuracy - Local no-EE "
              "(points) | achieved / bound | goal |", "|" + "---|" * 7]
     for r in rows:
-        if r["topology"] == "local":
-            continue
+        if r["topology"] == "local" or r.get("distribution", "mdi") != "mdi":
+            continue  # the baselines: `baselines`
         ratio = acc = None
         if base is not None and _num(base["answered_rate"]):
             ratio = _num(r["answered_rate"]) / _num(base["answered_rate"])
@@ -575,6 +660,39 @@ def goals(rows: Iterable[Mapping[str, Any]]) -> str:
             f"{'-' if acc is None else f'{acc:+.1f}'} | {'-' if ab is None else f'{ab:.0%}'} | "
             f"{'met' if ab is not None and ab >= 0.85 else 'missed'} |")
     return "\n".join(lines) + "\n"
+
+
+def _pair(a: Mapping[str, Any], b: Mapping[str, Any], key: str, spec: str) -> str:
+    """`key` of two rows, formatted, '-' where missing."""
+    return ", ".join("-" if _num(r[key]) is None else format(_num(r[key]), spec)
+                     for r in (a, b))
+
+
+def baselines(rows: Iterable[Mapping[str, Any]]) -> str:
+    """MDI-Exit against the two baselines of the same run at equal accuracy (issue #8): every
+    valid fixed-threshold baseline point (data-distributed, pipeline) beside every valid
+    multi-node MDI-Exit point with the same early-exit setting and threshold. The same T_e^k
+    make the same exit decisions per frame, so accuracy is equal up to the sample; what
+    differs is the answered rate and the latency."""
+    rows = [r for r in rows if r["experiment"] == "fixed"
+            and str(r.get("valid")) in ("True", "true", "1") and r["topology"] != "local"]
+    base = [r for r in rows if r.get("distribution", "mdi") != "mdi"]
+    mdi = [r for r in rows if r.get("distribution", "mdi") == "mdi"]
+    lines = ["| MDI-Exit | baseline | T_e | answered /s (MDI-Exit, baseline) | MDI-Exit / "
+             "baseline | accuracy (MDI-Exit, baseline) | p50 s (MDI-Exit, baseline) |",
+             "|" + "---|" * 7]
+    for b in base:
+        for m in mdi:
+            if str(m["early_exit"]) != str(b["early_exit"]) or \
+                    str(m["threshold"]) != str(b["threshold"]):
+                continue
+            ma, ba = _num(m["answered_rate"]), _num(b["answered_rate"])
+            ratio = f"{ma / ba:.2f}x" if ma is not None and ba else "-"
+            lines.append(f"| {m['policy']} | {b['policy']} | {m['threshold']} | "
+                         f"{_pair(m, b, 'answered_rate', '.2f')} | {ratio} | "
+                         f"{_pair(m, b, 'accuracy', '.1%')} | "
+                         f"{_pair(m, b, 'latency_p50', '.2f')} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
 def plot(rows: Iterable[Mapping[str, Any]], out_dir: Path, title: str) -> list[Path]:
@@ -688,14 +806,14 @@ def run_point(point: Point, scenario: Scenario, facts: ModelFacts, out_dir: Path
     args = [str(topo_path), "--model", facts.model, "--duration", f"{scenario.duration:g}",
             "--record", str(run_dir / "record.json"), "--log-dir", str(run_dir / "logs"),
             "--shutdown-timeout", "30"]  # a loaded machine: a node may need more than 10 s
-    robots = len(load_topology(resolve_topology(point.policy.topology)).workers)
-    for s in fleet_overrides(point, scenario, service, robots=robots):
+    workers = load_topology(resolve_topology(point.policy.topology)).workers
+    for s in fleet_overrides(point, scenario, service, robots=len(workers), workers=workers):
         args += ["--set", s]
     (run_dir / "command.txt").write_text("mdi-exit fleet " + " ".join(
         a if " " not in a and "[" not in a else repr(a) for a in args) + "\n")
     log = open(run_dir / "fleet.log", "wb")  # noqa: SIM115 - closed below
     started = time.monotonic()
-    expected = scenario.duration + 30.0
+    expected = STARTUP_SLACK + scenario.duration + 30.0
     try:
         proc = spawn_module("mdi_exit_ros.tools.fleet", args, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -796,8 +914,9 @@ def main(argv: list[str]) -> int:
     model, dataset, note = choose_model(scenario)
     facts = model_facts(model, dataset)
     service = scenario.profile.service_times(facts.task_mflops)
-    print(f"scenario {scenario.name}: {len(points)} points, ~{scenario.duration + 30:.0f} s "
-          f"each; model {model} on {dataset}" + (f" ({note})" if note else ""))
+    each = STARTUP_SLACK + scenario.duration + 30
+    print(f"scenario {scenario.name}: {len(points)} points, ~{each:.0f} s each; model {model} "
+          f"on {dataset}" + (f" ({note})" if note else ""))
     print(f"device profile {scenario.profile.describe()}; service times per task "
           f"{', '.join(f'{s * 1e3:.0f}' for s in service)} ms; parameters "
           f"{scenario.parameters or 'as shipped'}")
@@ -846,7 +965,9 @@ def main(argv: list[str]) -> int:
         f"{scenario.warmup:g} s of warm-up; parameters "
         f"{json.dumps(scenario.parameters) if scenario.parameters else 'as shipped'}."
         f"\n\n{tables}\n### Goals (issue #8)\n\n"
-        f"{goals(rows)}")
+        f"{goals(rows)}"
+        + (f"\n### Against the baselines at equal accuracy (same T_e)\n\n{baselines(rows)}"
+           if baselines(rows) else ""))
     plots = plot(rows, out_dir, f"{scenario.name} ({scenario.profile.name})")
     print(tables)
     print(f"wrote {csv_path}, {out_dir / 'results.md'}, "
