@@ -31,6 +31,7 @@ from .confidence import (
 )
 from .estimators import ComputeDelayEstimator, Ewma, LinkDelayEstimator
 from .exit_policy import ExitThresholds, Placement, place_first, place_next, should_exit
+from .gaps import SequenceGaps
 from .ledger import (
     AckResult,
     AckStatus,
@@ -103,6 +104,7 @@ __all__ = [
     "ResultStatus",
     "SeenSet",
     "Selection",
+    "SequenceGaps",
     "SubmitStatus",
     "Task",
     "TaskKey",
