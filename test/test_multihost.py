@@ -251,8 +251,6 @@ def _cut_or_kill(mesh: Mesh, fault, restore, what: str, restarted: bool) -> None
         assert mesh.driver.spin_until(back.done, WAIT), \
             mesh.fail(f"{what}: robot3 not seen again")
         rejoined = back.after()
-        if not restarted:  # (a restarted robot3 starts without service_times)
-            mesh.driver.set_params(VICTIM, service_times=[RELEASED] * 3)
 
         def working() -> bool:  # robot3 reported after it was back, with more tasks received
             s = mesh.stats(VICTIM)
@@ -262,6 +260,9 @@ def _cut_or_kill(mesh: Mesh, fault, restore, what: str, restarted: bool) -> None
 
         assert mesh.feed_until(working, WAIT), mesh.fail(f"{what}: robot3 got no work again")
         work = mesh.now() - restored
+        if not restarted:  # (a restarted robot3 starts without service_times); set only now:
+            # the call blocks the feed, and its first request may get no answer after a cut
+            mesh.driver.set_params(VICTIM, service_times=[RELEASED] * 3)
         arrival = work - rejoined  # from "seen by all its neighbours" to its first task
     finally:
         gone.close()
