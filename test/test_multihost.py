@@ -129,7 +129,10 @@ class Mesh:
         assert self.feed_until(accepted_one), self.fail(f"{robot} accepted no task")
 
     def reissued(self) -> int:
-        return sum(int(self.stats(r).tasks_reissued) for r in NEIGHBOURS)
+        """Tasks robot3's neighbours run again: re-issued from custody (its ack had reached
+        them) or taken back as unacknowledged (it died before its ack got out: seen once)."""
+        return sum(int(self.stats(r).tasks_reissued) + int(self.stats(r).tasks_taken_back)
+                   for r in NEIGHBOURS)
 
     def exactly_once(self) -> WorkerStats:
         """Wait until robot1 settled; assert one result per admitted frame, none overdue."""
@@ -247,9 +250,10 @@ def _cut_or_kill(mesh: Mesh, fault, restore, what: str, restarted: bool) -> None
         restored = mesh.now()
         back = Watch(mesh, VICTIM, True, restored)
         restore()
-        # no frames while a killed robot restarts (tens of seconds on a loaded machine)
-        assert mesh.driver.spin_until(back.done, WAIT), \
-            mesh.fail(f"{what}: robot3 not seen again")
+        # The stream goes on while robot3 comes back (a restart takes tens of seconds here):
+        # it rejoins mid-stream, and must get work within 3 s (issue #9). (With the feed
+        # paused meanwhile, robot1's queues first had to fill again: 3.3 s once.)
+        assert mesh.feed_until(back.done, WAIT), mesh.fail(f"{what}: robot3 not seen again")
         rejoined = back.after()
 
         def working() -> bool:  # robot3 reported after it was back, with more tasks received
