@@ -219,7 +219,10 @@ class Hosts:
                     pass
             while host.pids() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            sh("ip", "netns", "del", host.netns, check=False)  # takes its veth pair along
+            sh("ip", "netns", "del", host.netns, check=False)
+            # The kernel removes a deleted namespace's veth pair asynchronously (seen: the
+            # root-side ends still listed right after): remove ours now.
+            sh("ip", "link", "del", host.port, check=False)
         if self._made_bridge:
             sh("ip", "link", "del", self.bridge, check=False)
 

@@ -224,7 +224,9 @@ def mesh(tmp_path_factory):
         if context is not None:
             rclpy.try_shutdown(context=context)
         print(f"\nmesh5 hosts torn down in {time.monotonic() - ending:.1f} s")
-        left = netns.leftovers(os.getpid())
+        deadline = time.monotonic() + 10.0  # the kernel's own clean-up is asynchronous
+        while (left := netns.leftovers(os.getpid())) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert not left, f"left behind after the tear-down: {left}"
 
 
