@@ -157,6 +157,10 @@ WORKER_PARAMS: tuple[Spec, ...] = (
     Spec("qos", "auto", "Image subscription reliability: auto matches the camera "
          "publisher's (looked up on the graph)", choices=IMAGE_QOS, source_only=True,
          configure_only=True),
+    Spec("image_depth", 10, "Camera frames the image subscription queues while the source "
+         "is busy (keep-last history); a frame pushed out before it is taken is lost and "
+         "counted in WorkerStats.frames_lost", low=1, high=10_000, source_only=True,
+         configure_only=True),
     Spec("frame_deadline", 10.0, "Seconds after admission when a frame is overdue and "
          "admitted again (nothing admitted is dropped)", low=0.1, high=86400.0,
          source_only=True),

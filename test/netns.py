@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,62 @@ def unavailable() -> str | None:
         return f"`ip netns add` failed: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
+
+
+# Names this module gives (with the creating test process's pid), for the stale clean-up.
+_NETNS = re.compile(r"^mdi-(?:probe-)?(\d+)(?:-robot\d+)?$")
+_LINK = re.compile(r"^mdi(?:b|v)(\d+)(?:r\d+)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def leftovers(pid: int | None = None) -> list[str]:
+    """Namespaces and links this module made that still exist: of test process `pid`, or
+    (None) of test processes that are gone (a run killed before its clean-up)."""
+    def ours(match: re.Match | None) -> bool:
+        if match is None:
+            return False
+        owner = int(match.group(1))
+        return owner == pid if pid is not None else not _pid_alive(owner)
+
+    names = [f"netns {line.split()[0]}" for line in
+             sh("ip", "netns", "list", check=False).stdout.splitlines()
+             if line.split() and ours(_NETNS.match(line.split()[0]))]
+    for line in sh("ip", "-o", "link", "show", check=False).stdout.splitlines():
+        parts = line.split(":", 2)  # "7: mdiv123r1@if2: <...>"
+        if len(parts) > 1:
+            name = parts[1].strip().split("@")[0]
+            if ours(_LINK.match(name)):
+                names.append(f"link {name}")
+    return names
+
+
+def clean_stale() -> list[str]:
+    """Remove what earlier, killed test processes left (their processes in the namespaces
+    killed by PID, then namespaces, bridges and veths); returns what was removed. Only
+    names whose creating process is gone are touched, so a concurrent run keeps its own."""
+    removed = leftovers()
+    for item in removed:
+        kind, name = item.split(" ", 1)
+        if kind == "netns":
+            pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
+            for p in pids:
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            sh("ip", "netns", "del", name, check=False)  # its veth end goes with it
+        else:
+            sh("ip", "link", "del", name, check=False)  # a bridge or a root-side veth
+    return removed
 
 
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -107,6 +164,7 @@ class Hosts:
 
     def __init__(self, robots: list[str]) -> None:
         pid = os.getpid()
+        self.stale = clean_stale()  # an earlier run killed before its clean-up
         self.bridge = f"mdib{pid}"
         self.net = _free_subnet()
         addrs = list(self.net.hosts())
@@ -161,7 +219,10 @@ class Hosts:
                     pass
             while host.pids() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            sh("ip", "netns", "del", host.netns, check=False)  # takes its veth pair along
+            sh("ip", "netns", "del", host.netns, check=False)
+            # The kernel removes a deleted namespace's veth pair asynchronously (seen: the
+            # root-side ends still listed right after): remove ours now.
+            sh("ip", "link", "del", host.port, check=False)
         if self._made_bridge:
             sh("ip", "link", "del", self.bridge, check=False)
 

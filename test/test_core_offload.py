@@ -87,6 +87,15 @@ def test_selector_tries_lowest_expected_delay_first() -> None:
     assert s.target == "b" and len(s.decisions) == 1
 
 
+def test_selector_tries_probes_first_then_by_expected_delay() -> None:
+    sel = OffloadSelector(FixedRng())
+    neighbors = [view("a", 0, d=0.001), NeighborView("b", 2, 0.1, 0.5, probe=True),
+                 view("c", 1), NeighborView("d", 0, 0.1, 0.2, probe=True)]
+    assert [v.worker for v in sel.order(neighbors)] == ["d", "b", "a", "c"]
+    s = sel.choose(5, 10, 0.1, neighbors)
+    assert s.target == "d" and len(s.decisions) == 1
+
+
 def test_selector_falls_through_to_next_neighbour() -> None:
     sel = OffloadSelector(FixedRng(0.99))
     # b: I_m = 4 -> O_n=4 not > 4 -> keep; a: I_m = 1, probabilistic, draw 0.99 < p? p=...

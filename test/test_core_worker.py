@@ -266,6 +266,75 @@ def test_equal_neighbours_share_load() -> None:
     assert abs(by.count("a") - by.count("b")) <= 1 and len(by) >= 4
 
 
+def measured(w: WorkerCore, name: str, rtt: float, now: float) -> None:
+    """Give w a measured link to `name` (one round trip of rtt at `now`)."""
+    w.link(name).observe(rtt, 1000, now)
+
+
+def heard(w: WorkerCore, names: tuple[str, ...], seq: int, now: float) -> None:
+    """Fresh, idle reports from `names` (their leases renewed)."""
+    for name in names:
+        w.on_neighbor_state(neighbor(name, seq=seq), now)
+
+
+def offload_one(w: WorkerCore, data_id: int, now: float, ack: bool = True) -> list[str]:
+    """One head task in O_n (I_n busy, so Alg. 2 offloads it): who got it. Acked at once
+    when `ack` (so it is no longer in flight after the receiver's next report)."""
+    w.output.append(task(data_id, k=2))
+    sends = w.offload_pass(now)
+    for m, t in sends if ack else ():
+        w.on_ack(t.key, t.attempt, m, True, now)
+    return [m for m, _ in sends]
+
+
+def test_a_neighbour_that_rejoined_is_tried_first_and_its_old_link_forgotten() -> None:
+    """Seen on five hosts: a restarted robot, idle, got no task for 84 s while its idle
+    neighbours, whose links robot1 had measured faster than the prior, took every task (the
+    ranking is D_nm + I_m Gamma_m and all I_m were 0). Its estimate could only improve by
+    sending to it. Now a neighbour back after its lease ran out is probed first."""
+    w = make(link_factory=lambda: LinkDelayEstimator(prior_latency=0.02, prior_bandwidth=1e9))
+    loaded(w, 10, 0)
+    heard(w, ("a", "b"), 1, 0.0)
+    measured(w, "a", 0.004, 0.0)
+    measured(w, "b", 0.2, 0.0)  # b's link: slow then
+    assert offload_one(w, 1, 0.0) == ["a"]
+    heard(w, ("a",), 2, 1.5)
+    w.tick(2.5)  # b's lease (2 s) ran out: dead, and its old link estimate goes with it
+    assert "b" not in w.table
+    heard(w, ("a", "b"), 3, 3.0)  # b restarted (any seq: it is new to the table)
+    assert w.link("b").samples == 0 and w.link("b").is_stale(3.0)
+    measured(w, "a", 0.004, 3.0)  # a: measured, faster than b's prior
+    assert w.link("a").delay(1000, 3.0) < w.link("b").delay(1000, 3.0)
+    assert offload_one(w, 2, 3.0, ack=False) == ["b"]
+    # One probe per stale_after: until b's ack measures its link, a ranks first again.
+    assert offload_one(w, 3, 3.1) == ["a"]
+
+
+def test_a_probe_still_needs_alg2s_consent() -> None:
+    """Probing changes the order neighbours are tried in, never Alg. 2's test."""
+    w = make()
+    loaded(w, 10, 0)
+    w.on_neighbor_state(neighbor("a", i_m=5), 0.0)  # unmeasured, but O_n=1 <= I_m=5
+    assert offload_one(w, 1, 0.0) == []
+    assert w.last_decisions[0].branch is OffloadBranch.KEEP
+
+
+def test_an_unused_link_is_probed_again_once_per_stale_after() -> None:
+    """A link unused for stale_after (10 s) seconds gets one task when Alg. 2 allows it,
+    so a link that recovered (a bandwidth cap lifted) is measured again."""
+    w = make()
+    loaded(w, 10, 0)
+    heard(w, ("a", "b"), 1, 0.0)
+    measured(w, "a", 0.002, 0.0)
+    measured(w, "b", 0.5, 0.0)  # b's link slow when last measured
+    assert offload_one(w, 1, 0.0) == ["a"]  # both measured lately: ranked by delay
+    for i, now in enumerate((1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5), start=2):
+        heard(w, ("a", "b"), i, now)
+        measured(w, "a", 0.002, now)  # a in use all along
+    assert offload_one(w, 2, 10.5, ack=False) == ["b"]  # b's last sample 10.5 s old: probed
+    assert offload_one(w, 3, 10.6) == ["a"]  # one probe, not one per task
+
+
 # -- acks, timeouts, deaths ----------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ from .exit_policy import (
     select_thresholds,
     should_exit,
 )
+from .gaps import SequenceGaps
 from .ledger import (
     AckResult,
     AckStatus,
@@ -124,6 +125,7 @@ __all__ = [
     "ResultStatus",
     "SeenSet",
     "Selection",
+    "SequenceGaps",
     "SubmitStatus",
     "Task",
     "TaskFailures",

@@ -188,6 +188,10 @@ class LinkDelayEstimator:
         intercept = max(0.0, my - slope * mx)
         return intercept / 2.0, slope
 
+    def is_stale(self, now: float) -> bool:
+        """No round trip measured within ``stale_after`` seconds (or none at all)."""
+        return self._last_at is None or now - self._last_at > self.stale_after
+
     def delay(self, size_bytes: int, now: float) -> float:
         """D_nm for a payload of ``size_bytes`` as estimated at time ``now``."""
         prior = self.prior_delay(size_bytes)

@@ -88,6 +88,7 @@ class NeighborView:
     input_queue: float  # effective I_m: reported + in flight
     compute_delay: float  # Gamma_m, as m reported it
     link_delay: float  # D_nm for the head-of-line task's size
+    probe: bool = False  # D_nm unmeasured lately: try m first (see OffloadSelector)
 
     @property
     def expected_delay(self) -> float:
@@ -110,6 +111,12 @@ class OffloadSelector:
     a task several would accept. Trying the lowest expected delay first sends the task where
     it should finish soonest; the rotating tie-break keeps equal neighbours (e.g. a fresh
     start, all reporting empty queues) from all landing on the alphabetically first one.
+
+    Neighbours marked ``probe`` (their link delay has not been measured lately, e.g. they
+    just joined or rejoined) come first, still subject to Alg. 2's test. A link estimate
+    improves only by sending over it: ranked by its prior or an old measurement behind
+    neighbours whose links were measured fast, such a neighbour could wait for ever while
+    they take every task (seen on five hosts: a restarted robot, idle, got no task for 84 s).
     """
 
     def __init__(self, rng: RandomSource) -> None:
@@ -117,11 +124,13 @@ class OffloadSelector:
         self._rr = 0  # round-robin offset, advanced after every offload
 
     def order(self, neighbors: Sequence[NeighborView]) -> list[NeighborView]:
-        """Neighbours by expected delay, ties broken by the rotating round-robin offset."""
+        """Probes first, then by expected delay; ties broken by the rotating round-robin
+        offset."""
         names = sorted(v.worker for v in neighbors)
         rank = {name: i for i, name in enumerate(names)}
         n = max(len(names), 1)
-        return sorted(neighbors, key=lambda v: (v.expected_delay, (rank[v.worker] - self._rr) % n))
+        return sorted(neighbors, key=lambda v: (not v.probe, v.expected_delay,
+                                                (rank[v.worker] - self._rr) % n))
 
     def best(self, neighbors: Sequence[NeighborView]) -> NeighborView | None:
         """The first neighbour in :meth:`order` without applying Alg. 2 (for evacuation)."""

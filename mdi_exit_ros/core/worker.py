@@ -236,6 +236,7 @@ class WorkerCore:
         self.compute = compute if compute is not None else ComputeDelayEstimator()
         self._link_factory = link_factory
         self._links: dict[str, LinkDelayEstimator] = {}
+        self._last_sent: dict[str, float] = {}  # neighbour -> when we last sent it a task
         self._selector = OffloadSelector(rng if rng is not None else random.Random())
         self._seen = SeenSet(seen_capacity)
         self._seen_capacity = seen_capacity
@@ -506,9 +507,19 @@ class WorkerCore:
                 s.effective_input_queue,  # reported I_m + in flight
                 s.report.compute_delay,  # Gamma_m
                 self.link(s.worker).delay(size_bytes, now),  # D_nm
+                probe=self._probe(s.worker, now),
             )
             for s in self.table.eligible(now)
         ]
+
+    def _probe(self, neighbor: str, now: float) -> bool:
+        """Its link delay is unmeasured lately and we sent it nothing for as long: the next
+        offload Alg. 2 allows should measure it (OffloadSelector tries it first). At most
+        one probe per ``stale_after`` seconds, so a slow link is not flooded with probes
+        while the first one's ack is on its way."""
+        link = self.link(neighbor)
+        sent = self._last_sent.get(neighbor)
+        return link.is_stale(now) and (sent is None or now - sent > link.stale_after)
 
     def offload_pass(self, now: float) -> list[tuple[str, Task]]:
         """Alg. 2 over the head-of-line tasks of O_n; returns (neighbour, task) to send.
@@ -597,6 +608,7 @@ class WorkerCore:
     def _send(self, receiver: str, task: Task, now: float, retries: int,
               earlier_sends: tuple[tuple[int, float], ...] = ()) -> InFlight:
         delay = self.link(receiver).delay(task.size_bytes, now)
+        self._last_sent[receiver] = now
         return self.ledger.record(task.key, task.attempt, receiver, task, now, delay, retries,
                                   earlier_sends)
 
@@ -673,6 +685,10 @@ class WorkerCore:
         return self._receiver_dead(neighbor)
 
     def _receiver_dead(self, neighbor: str) -> list[Task]:
+        # If it comes back, it is a new process or a reconnected link: its old round trips
+        # say nothing about it, and it is probed like a newcomer (``_probe``).
+        self._links.pop(neighbor, None)
+        self._last_sent.pop(neighbor, None)
         entries = self.ledger.receiver_dead(neighbor)
         held = [key for key, (entry, _) in self._custody.items() if entry.receiver == neighbor]
         custody = [self._custody.pop(key)[0] for key in held]

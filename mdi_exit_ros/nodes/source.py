@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 
@@ -65,7 +66,8 @@ class SourceNode(WorkerNode):
         self._labels: OrderedDict[tuple, int] = OrderedDict()
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0, "expired": 0,
-                        "shed": 0}
+                        "shed": 0, "lost_in_transport": 0}
+        self._camera_gaps = core.SequenceGaps()  # frames lost before _on_image (core/gaps.py)
         self._next_id = 0
         self._gate = core.RateGate(0.0)  # Alg. 3: at most one frame per mu
         self._frame_seconds = 0.0  # this robot's compute per frame (configure)
@@ -169,6 +171,7 @@ class SourceNode(WorkerNode):
         self.frames = core.FrameLedger(completed_capacity=FRAME_MEMORY)
         self._next_id = new_incarnation()
         self._counts = dict.fromkeys(self._counts, 0)
+        self._camera_gaps = core.SequenceGaps()
         self._labels.clear()
         self._latencies.clear()
         self._classification = self.create_publisher(ExitResult, CLASSIFICATION,
@@ -211,15 +214,15 @@ class SourceNode(WorkerNode):
     def _subscribe_image(self, choice: str) -> None:
         """Subscribe now, or (qos: auto) follow the camera publishers on the graph."""
         topic = self.resolve_topic_name(IMAGE)
+        depth = int(self.param("image_depth"))
         if choice != "auto":
-            self._image_sub = self.create_subscription(Image, IMAGE, self._on_image,
-                                                       qos.image_qos(choice))
+            self._image_sub = self._create_image_sub(qos.image_qos(choice, depth=depth))
             return
 
         def look() -> None:
             """Follow the camera: (re)subscribe whenever its publishers need other QoS."""
             infos = self.get_publishers_info_by_topic(topic)
-            profile = qos.image_qos("auto", [i.qos_profile.reliability for i in infos])
+            profile = qos.image_qos("auto", [i.qos_profile.reliability for i in infos], depth)
             if profile is None:
                 return  # no camera (yet, or any more): keep what we have
             current = self._image_sub.qos_profile.reliability if self._image_sub else None
@@ -227,13 +230,48 @@ class SourceNode(WorkerNode):
                 return
             if self._image_sub is not None:
                 self.destroy_subscription(self._image_sub)
-            self._image_sub = self.create_subscription(Image, IMAGE, self._on_image, profile)
+            self._image_sub = self._create_image_sub(profile)
             self.get_logger().info(
                 f"{'re-' if current is not None else ''}subscribed to {topic} with "
                 f"{profile.reliability.name.lower()} QoS, matching {len(infos)} publisher(s)")
 
         self._discovery = self.create_timer(QOS_DISCOVERY_PERIOD, look)
         self.get_logger().info(f"waiting for a publisher on {topic} to match its QoS")
+
+    def _create_image_sub(self, profile: Any) -> Any:
+        """The camera subscription; frames lost before `_on_image` are counted."""
+        return self.create_subscription(
+            Image, IMAGE, self._on_image, profile,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_image_lost))
+
+    def _on_image_lost(self, info: QoSMessageLostInfo) -> None:
+        """DDS lost camera samples on the way (never the keep-last queue's replacements)."""
+        self._counts["lost_in_transport"] += int(info.total_count_change)
+        self.get_logger().warning(
+            f"DDS lost {info.total_count_change} camera frame(s) on the way "
+            f"({self._counts['lost_in_transport']} so far)", throttle_duration_sec=5.0)
+
+    def _count_lost(self, info: dict) -> None:
+        """Frames this camera publisher sent since its previous delivered one that never
+        reached us (core.SequenceGaps): counted in frames_lost, logged at a bounded rate."""
+        seq = info.get("publication_sequence_number")
+        if seq is None:  # the RMW does not number samples: nothing to count with
+            return
+        gid = info.get("publisher_gid")  # Kilted's rclpy; Jazzy's MessageInfo has none
+        if gid is not None:
+            publisher: Any = bytes(gid["data"])
+        elif self._image_sub is not None and self._image_sub.get_publisher_count() == 1:
+            publisher = None  # one camera: its numbers are the only ones
+        else:  # several cameras and no way to tell their numbers apart: count nothing
+            self._camera_gaps.forget(None)
+            return
+        lost = self._camera_gaps.observe(publisher, int(seq))
+        if lost:
+            self.get_logger().warning(
+                f"{lost} camera frame(s) lost before admission ({self._camera_gaps.lost} so "
+                f"far): the image queue (image_depth {self.param('image_depth')}) overflowed "
+                f"while this source was busy, or they were lost on the way",
+                throttle_duration_sec=5.0)
 
     def _on_label(self, msg: FrameLabel) -> None:
         if len(msg.header.frame_id) > MAX_FRAME_ID:
@@ -243,8 +281,9 @@ class SourceNode(WorkerNode):
         while len(self._labels) > LABEL_MEMORY:
             self._labels.popitem(last=False)
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image, info: dict) -> None:
         self._counts["received"] += 1
+        self._count_lost(info)
         now = time.monotonic()
         if not self.active:
             self.frames.refuse()  # inactive: counted as dropped, never silent
@@ -435,6 +474,8 @@ class SourceNode(WorkerNode):
         msg.frames_overdue = counters["overdue"]
         msg.frames_expired = self._counts["expired"]
         msg.frames_shed = self._counts["shed"]
+        msg.frames_lost = self._camera_gaps.lost
+        msg.frames_lost_in_transport = self._counts["lost_in_transport"]
         msg.frames_labelled = self._counts["labelled"]
         msg.frames_correct = self._counts["correct"]
         msg.admission_mode = self.param("admission_mode")

@@ -16,6 +16,7 @@ a tensor: inference and task encoding run on threads of their own (docs/ARCHITEC
 
 from __future__ import annotations
 
+import inspect
 import queue
 import random
 import signal
@@ -119,12 +120,24 @@ class WorkerNode(LifecycleNode):
                             **kwargs: Any) -> Any:
         """Every subscription of this node: an error in its callback is counted and logged
         (rate-limited), never raised into the executor, which would end the process."""
-        def guarded(msg: Any) -> None:
+        def guard(*args: Any) -> None:
             try:
-                callback(msg)
+                callback(*args)
             except Exception as exc:  # noqa: BLE001 - one bad message must not stop a robot
                 self._internal_error(f"{topic}: {exc!r}")
-        return super().create_subscription(msg_type, topic, guarded, qos_profile, **kwargs)
+
+        def guarded(msg: Any) -> None:
+            guard(msg)
+
+        def guarded_with_info(msg: Any, info: Any) -> None:  # rclpy passes MessageInfo
+            guard(msg, info)
+
+        try:  # rclpy's own test: a callback that cannot take one argument wants two
+            inspect.signature(callback).bind(object())
+            wrapper = guarded
+        except TypeError:
+            wrapper = guarded_with_info
+        return super().create_subscription(msg_type, topic, wrapper, qos_profile, **kwargs)
 
     def create_timer(self, timer_period_sec: float, callback: Any, **kwargs: Any) -> Any:
         """Every timer of this node, guarded like its subscriptions."""

@@ -46,14 +46,16 @@ def data_qos() -> QoSProfile:
 
 def image_qos(choice: str, publisher_reliabilities: Sequence[ReliabilityPolicy] = (),
               depth: int = 10) -> QoSProfile | None:
-    """The image subscription's QoS for a `qos` parameter value.
+    """The image subscription's QoS for a `qos` parameter value, keep-last `depth`.
 
     For `auto`, returns None while no publisher is known (the caller waits for one).
     """
     if choice == "reliable":
         return reliable(depth)
-    if choice == "sensor_data":
-        return qos_profile_sensor_data
+    if choice == "sensor_data":  # its reliability and durability, our depth
+        return QoSProfile(reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability,
+                          history=HistoryPolicy.KEEP_LAST, depth=depth)
     if choice == "best_effort":
         return QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT,
                           history=HistoryPolicy.KEEP_LAST, depth=depth)
