@@ -32,6 +32,7 @@ import pytest
 import rclpy
 import rclpy.time
 
+from mdi_exit_ros.core.estimators import DEFAULT_STALE_AFTER
 from mdi_exit_ros.msg import WorkerStats
 from mdi_exit_ros.wire import qos
 
@@ -64,6 +65,7 @@ SETTINGS = ["*.stats_period=0.2", "*.torch_threads=1", "robot1.compute_slowdown=
             "robot1.latency_budget=3600.0", "robot1.qos=reliable",
             *(f"{r}.compute_slowdown={HELPER_SLOWDOWN}" for r in HELPERS)]
 CAP = "100kbit"  # tbf rate on robot3's link, both directions (a task is 12-25 kB)
+CAPPED_WINDOW = 30  # robot1's offloads counted while robot3 is capped
 OUTAGE = 2.0  # s: frames fed after robot3 was dropped, before it is brought back
 DETECT_WITHIN = 2.0  # s: issue #9, a departed robot is detected by its neighbours within 2 s
 ARRIVAL_WITHIN = 3.0  # s: issue #9, a robot that (re)joins mid-stream receives work within 3 s
@@ -314,7 +316,9 @@ def test_a_capped_link_shifts_offloading_away(mesh: Mesh) -> None:
     try:
         host.cap(CAP)
         _window(mesh, 8)  # robot1 learns the link's delay from its first round trips
-        capped = _window(mesh, 30)
+        started = time.monotonic()
+        capped = _window(mesh, CAPPED_WINDOW)
+        seconds = time.monotonic() - started
     finally:
         host.uncap()
         mesh.driver.set_params(VICTIM, stats_period=0.2)
@@ -324,12 +328,18 @@ def test_a_capped_link_shifts_offloading_away(mesh: Mesh) -> None:
     print(f"\ncapped link (tbf {CAP} both ways): robot1's offloads per helper, uncapped "
           f"{free}, capped {capped}; robot3's share {share['free']:.0%} -> "
           f"{share['capped']:.0%}; robot1 re-sent {mesh.stats(SOURCE).tasks_resent - resent} "
-          f"task(s) after ack timeouts; frames so far admitted {stats.frames_admitted}, "
+          f"task(s) after ack timeouts, capped window {seconds:.0f} s; frames so far admitted "
+          f"{stats.frames_admitted}, "
           f"answered {stats.frames_classified}, lost 0, duplicated 0")
     # Against the uncapped links of the same window (the earlier window, all links free, is
-    # reported for comparison).
+    # reported for comparison). robot1 probes a link unmeasured for stale_after seconds with
+    # one task (docs/ALGORITHMS.md): those probes are not Alg. 2 preferring robot3, so they
+    # are allowed on top; and robot3 gets less than an equal share of the window's offloads.
     others = [capped[r] for r in HELPERS if r != VICTIM]
-    assert capped[VICTIM] * 2 < sum(others) / len(others), \
+    probes = int(seconds / DEFAULT_STALE_AFTER) + 1  # at most one per stale_after
+    assert (capped[VICTIM] - probes) * 2 < sum(others) / len(others), \
+        mesh.fail(f"capped {capped}, uncapped {free}")
+    assert capped[VICTIM] * len(HELPERS) < sum(capped.values()), \
         mesh.fail(f"capped {capped}, uncapped {free}")
 
 
