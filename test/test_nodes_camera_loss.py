@@ -110,6 +110,11 @@ def test_frames_lost_before_admission_are_counted_and_the_books_close(tmp_path: 
         assert "camera frame(s) lost before admission" in log and "image_depth 10" in log
 
         # 2. A second camera over UDP, large frames, keep-last 1 writer: DDS loses frames.
+        # The first camera leaves first: on Jazzy a sample does not say which publisher sent
+        # it, and the source counts gaps only while exactly one camera is matched.
+        driver.node.destroy_publisher(driver._image_pubs.pop(SOURCE))
+        assert driver.spin_until(lambda: books.stats().image_publishers == 0, WAIT), \
+            books.stats()
         saved = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS")
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
         try:
@@ -123,7 +128,7 @@ def test_frames_lost_before_admission_are_counted_and_the_books_close(tmp_path: 
             else:
                 os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = saved
         assert driver.spin_until(lambda: big.get_subscription_count() > 0 and
-                                 books.stats().image_publishers == 2, WAIT)
+                                 books.stats().image_publishers == 1, WAIT)
         books.send(big, [image(pixels, 10**6)])  # its first frame (small), delivered
         books.wait_closed("second camera's first frame")
         big_pixels = frames(1, seed=4)[0].repeat(52, axis=0).repeat(52, axis=1)[:BIG_SIDE,
