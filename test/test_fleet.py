@@ -290,6 +290,7 @@ def test_summary_adds_up_workers_and_links() -> None:
         _stats("robot1", True, tasks_run=50, exits=[10, 5, 0], offload_targets=["robot2"],
                offloads_sent=[12], frames_received=40, frames_admitted=35, frames_dropped=5,
                frames_classified=33, frames_overdue=1, frames_labelled=33, frames_correct=30,
+               frames_shed=2, frames_lost=4, frames_lost_in_transport=1, frames_expired=3,
                latency_p50=0.02, latency_p95=0.09, compute_delay=0.01),
         _stats("robot2", tasks_run=20, exits=[0, 8, 10], offload_targets=["robot1"],
                offloads_sent=[2], compute_delay=0.045),
@@ -308,6 +309,10 @@ def test_summary_adds_up_workers_and_links() -> None:
     assert "exit 1: 10, exit 2: 13, exit 3: 10" in text
     assert "robot1->robot2: 12" in text
     assert "in flight at stop: 2" in text
+    assert "dropped            5 (by admission control; shed by the overload guard: 2)" in text
+    assert "lost               4 (camera frames that never reached a source; reported by " \
+        "DDS: 1)" in text
+    assert "expired            3 (answered as expired" in text
     assert "p50 20.0 ms, p95 90.0 ms" in text
     assert "3.30 classified frames/s (over 10.0 s since the first frame)" in text
     assert "tasks run          robot1: 50 (71%), robot2: 20 (29%)" in text

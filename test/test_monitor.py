@@ -37,7 +37,8 @@ def stats(worker: str, **fields) -> WorkerStats:
 def source_stats(worker: str = "robot1", admitted: int = 100, **fields) -> WorkerStats:
     values = dict(is_source=True, frames_received=admitted + 10, frames_admitted=admitted,
                   frames_dropped=10, frames_classified=admitted - 2, frames_labelled=80,
-                  frames_correct=72, admission_mode="rate", admission_interval=0.05,
+                  frames_correct=72, frames_lost=3, frames_lost_in_transport=1,
+                  admission_mode="rate", admission_interval=0.05,
                   latency_p50=0.030, latency_p95=0.120)
     return stats(worker, **{**values, **fields})
 
@@ -105,6 +106,8 @@ def test_render_shows_workers_and_sources() -> None:
     src = next(line for line in lines if line.startswith("robot1 "))
     assert "μ 50.0 ms" in src and "20.0" in src and "90.0%" in src
     assert "30.0" in src and "120.0" in src  # latency p50/p95 in ms
+    header = next(line for line in lines if line.startswith("source"))
+    assert src.split()[header.split().index("lost") + 2] == "3"  # +2: "μ 50.0 ms" is 3 words
     stale = render(view, now=10.0)
     assert "STALE" in stale
     assert "waiting for /mdi/worker_stats" in render(FleetView())
@@ -131,6 +134,7 @@ def test_diagnostics_carry_level_name_and_counters() -> None:
     assert values["tasks_run"] == "40" and values["offloads_to_robot2"] == "7"
     assert values["exit_3"] == "4" and values["frames_admitted"] == "100"
     assert values["accuracy"] == "0.9000"
+    assert values["frames_lost"] == "3" and values["frames_lost_in_transport"] == "1"
     assert entries["mdi_exit/robot2"].level == STALE
     msg = to_diagnostic_array(entries.values())
     assert isinstance(msg, DiagnosticArray)

@@ -12,7 +12,8 @@ from typing import Any
 # WorkerStats fields a --record keeps per report (after the time it arrived)
 STATS_FIELDS = ("t", "worker", "is_source", "tasks_run", "tasks_overrun", "frames_received",
                 "frames_admitted", "frames_dropped", "frames_classified", "frames_overdue",
-                "frames_expired", "admission_interval", "input_queue", "output_queue",
+                "frames_expired", "frames_shed", "frames_lost", "frames_lost_in_transport",
+                "admission_interval", "input_queue", "output_queue",
                 "exit_thresholds", "exits", "latency_p50", "latency_p95")
 # what a --record keeps per result (class_id -1: answered as expired or failed)
 RESULT_FIELDS = ("t", "latency", "exit", "correct", "class_id")
@@ -60,7 +61,7 @@ def summarize(stats: Iterable[Any], counts: RunCounts, seconds: float,
     sources = [s for s in stats if s.is_source]
     total = {k: sum(int(getattr(s, f"frames_{k}")) for s in sources)
              for k in ("received", "admitted", "dropped", "classified", "overdue",
-                       "labelled", "correct")}
+                       "expired", "shed", "lost", "lost_in_transport", "labelled", "correct")}
     exits: list[int] = []
     for s in stats:
         for k, n in enumerate(s.exits):
@@ -109,8 +110,13 @@ def format_summary(s: dict[str, Any], title: str) -> str:
         f"  admitted           {s['frames_admitted']}",
         f"  classified         {s['frames_classified']} (results seen: {s['results']}, "
         f"in flight at stop: {max(in_flight, 0)})",
-        f"  dropped            {s['frames_dropped']}",
+        f"  dropped            {s['frames_dropped']} (by admission control; shed by the "
+        f"overload guard: {s.get('frames_shed', 0)})",
+        f"  lost               {s.get('frames_lost', 0)} (camera frames that never reached a "
+        f"source; reported by DDS: {s.get('frames_lost_in_transport', 0)})",
         f"  overdue            {s['frames_overdue']}",
+        f"  expired            {s.get('frames_expired', 0)} (answered as expired, counted in "
+        "classified)",
         "  accuracy           " + ("n/a (no ground truth)" if s["accuracy"] is None else
                                    f"{100 * s['accuracy']:.2f}% ({correct}/{labelled})"),
         "  exits              " + (", ".join(f"exit {k}: {n}" for k, n in

@@ -201,11 +201,13 @@ def render(view: FleetView, now: float | None = None, t_o: int = DEFAULT_T_O,
             rows.append([
                 e.name, mode, control, "-" if rate is None else f"{rate:.1f}",
                 str(e.get("frames_received")), str(e.get("frames_admitted")),
-                str(e.get("frames_dropped")), str(e.get("frames_classified")),
+                str(e.get("frames_dropped")), str(e.get("frames_lost")),
+                str(e.get("frames_classified")),
                 str(e.get("frames_overdue")), _pct(e.accuracy()),
                 _ms(e.get("latency_p50", 0.0)), _ms(e.get("latency_p95", 0.0))])
         lines += [""] + _table(["source", "mode", "control", "admit/s", "recv", "admit",
-                                "drop", "done", "late", "accuracy", "p50 ms", "p95 ms"], rows)
+                                "drop", "lost", "done", "late", "accuracy", "p50 ms",
+                                "p95 ms"], rows)
     lines += ["", "* source   ! warning (O_n over T_O or late stats)   ERROR: cannot run tasks "
               "(see /diagnostics)"]
     return "\n".join(lines) + "\n"
@@ -236,9 +238,9 @@ def _values(e: WorkerEntry) -> list[tuple[str, str]]:
     kv += [(f"offloads_to_{t}", str(n)) for t, n in e.offloads().items()]
     kv += [(f"exit_{k}", str(int(n))) for k, n in enumerate(e.get("exits", []), start=1)]
     if e.is_source:
-        for name in ("frames_received", "frames_admitted", "frames_dropped",
-                     "frames_classified", "frames_overdue", "frames_expired", "frames_labelled",
-                     "frames_correct"):
+        for name in ("frames_received", "frames_admitted", "frames_dropped", "frames_shed",
+                     "frames_lost", "frames_lost_in_transport", "frames_classified",
+                     "frames_overdue", "frames_expired", "frames_labelled", "frames_correct"):
             kv.append((name, str(e.get(name))))
         acc = e.accuracy()
         kv += [("admission_mode", str(e.get("admission_mode", ""))),
