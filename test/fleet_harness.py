@@ -39,6 +39,12 @@ from mdi_exit_ros.topics import (
 from mdi_exit_ros.wire import qos
 
 TIMEOUT = 60.0
+# Source parameters for tests that must see every frame they send admitted (at up to
+# 200 frames/s): mu starts at 5 ms and Alg. 3 may not raise it past that under load (the
+# tests' frames come every 50-100 ms), no slow start, no latency budget (backlog guard).
+ADMIT_EVERY_FRAME: dict[str, Any] = {
+    "admission_mode": "rate", "initial_interval": 0.005, "max_interval": 0.005,
+    "slow_start": False, "latency_budget": 3600.0}
 
 
 def make_checkpoint(path: Path, seed: int = 0) -> Path:

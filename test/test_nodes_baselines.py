@@ -10,7 +10,7 @@ A random-weight model with 3 exits: a pipeline of three robots runs task k on ro
 from __future__ import annotations
 
 import pytest
-from fleet_harness import Driver, Robot, frames, make_checkpoint
+from fleet_harness import ADMIT_EVERY_FRAME, Driver, Robot, frames, make_checkpoint
 from test_nodes_fleet import first_exit_median_threshold
 
 from mdi_exit_ros.msg import ExitResult, WorkerStats
@@ -32,8 +32,7 @@ def fleet(tmp_path_factory):
     robots = {
         # Alg. 3 with a short initial mu and no latency budget admits every frame sent.
         "robot1": Robot("robot1", True, {**common, "neighbors": ["robot2", "robot3"],
-                                          "admission_mode": "rate", "initial_interval": 0.005,
-                                          "slow_start": False, "latency_budget": 3600.0,
+                                          **ADMIT_EVERY_FRAME,
                                           "qos": "reliable"}, tmp),
         "robot2": Robot("robot2", False, {**common, "neighbors": ["robot1", "robot3"]}, tmp),
         "robot3": Robot("robot3", False, {**common, "neighbors": ["robot1", "robot2"]}, tmp),

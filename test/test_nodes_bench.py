@@ -11,7 +11,7 @@ import os
 import subprocess
 
 import pytest
-from fleet_harness import Driver, Robot, frames, make_checkpoint
+from fleet_harness import ADMIT_EVERY_FRAME, Driver, Robot, frames, make_checkpoint
 
 from mdi_exit_ros.tools.fleet_summary import STATS_FIELDS
 from mdi_exit_ros.tools.procs import spawn_module, stop_all
@@ -24,9 +24,8 @@ N_FRAMES = 3
 def test_service_times_pad_every_task_and_overruns_are_counted(tmp_path) -> None:
     ckpt = make_checkpoint(tmp_path / "model.safetensors")
     robot = Robot("robot1", True, {
-        "model": str(ckpt), "neighbors": ["-"], "admission_mode": "rate",
-        "initial_interval": 0.005, "qos": "reliable", "stats_period": 0.2,
-        "slow_start": False, "latency_budget": 3600.0,  # admit every frame sent
+        "model": str(ckpt), "neighbors": ["-"], **ADMIT_EVERY_FRAME,
+        "qos": "reliable", "stats_period": 0.2,
         "exit_thresholds": [1.0, 1.0, 1.0],  # no early exit: every frame runs all 3 tasks
         "service_times": [SERVICE] * 3}, tmp_path)
     driver = Driver()

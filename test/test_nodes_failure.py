@@ -12,7 +12,7 @@ import signal
 import time
 
 import pytest
-from fleet_harness import Driver, Robot, frames, make_checkpoint
+from fleet_harness import ADMIT_EVERY_FRAME, Driver, Robot, frames, make_checkpoint
 from lifecycle_msgs.msg import Transition
 
 from mdi_exit_ros.msg import WorkerStats
@@ -34,8 +34,7 @@ def start_fleet(tmp_path):
         robots = {
             "robot1": Robot("robot1", True, {
                 **common, "neighbors": ["robot2", "robot3"], "compute_slowdown": 120.0,
-                "admission_mode": "rate", "initial_interval": 0.005, "slow_start": False,
-                "latency_budget": 3600.0,
+                **ADMIT_EVERY_FRAME,
                 "frame_deadline": frame_deadline, "qos": "reliable"}, tmp_path),
             "robot2": Robot("robot2", False, {**common, "compute_slowdown": 240.0}, tmp_path),
             "robot3": Robot("robot3", False, {**common, "compute_slowdown": robot3_slowdown},
@@ -147,8 +146,7 @@ def test_a_worker_started_mid_stream_gets_work(tmp_path) -> None:
     common = {"model": str(ckpt), "state_period": 0.1, "stats_period": 0.2,
               "exit_thresholds": [1.0, 1.0, 1.0]}
     robots = {"robot1": Robot("robot1", True, {
-        **common, "neighbors": ["*"], "compute_slowdown": 120.0, "admission_mode": "rate",
-        "initial_interval": 0.005, "slow_start": False, "latency_budget": 3600.0,
+        **common, "neighbors": ["*"], "compute_slowdown": 120.0, **ADMIT_EVERY_FRAME,
         "frame_deadline": 120.0,
         "qos": "reliable"}, tmp_path)}
     driver = Driver()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fleet_harness import Driver, Robot, frames, make_checkpoint
+from fleet_harness import ADMIT_EVERY_FRAME, Driver, Robot, frames, make_checkpoint
 from lifecycle_msgs.msg import Transition
 
 from mdi_exit_ros.model.checkpoint import load_model
@@ -63,8 +63,7 @@ def fleet(tmp_path_factory):
         # the thresholds fixed (Alg. 4 would adapt them, as robot4 does). First tasks stay
         # at robot1 (the paper's placement) unless a test turns offload_first_task on.
         "robot1": Robot("robot1", True, {**common, "neighbors": ["robot2", "robot3"],
-                                          "admission_mode": "rate", "initial_interval": 0.005,
-                                          "slow_start": False, "latency_budget": 3600.0,
+                                          **ADMIT_EVERY_FRAME,
                                           "offload_first_task": False,
                                           "qos": "reliable"},
                         tmp),

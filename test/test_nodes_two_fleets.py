@@ -12,7 +12,7 @@ than its own fleet sent it.
 from __future__ import annotations
 
 import pytest
-from fleet_harness import Driver, Robot, frames, make_checkpoint
+from fleet_harness import ADMIT_EVERY_FRAME, Driver, Robot, frames, make_checkpoint
 from lifecycle_msgs.msg import Transition
 
 pytestmark = pytest.mark.ros
@@ -34,9 +34,7 @@ def test_two_fleets_share_a_domain_without_seeing_each_other(tmp_path) -> None:
     try:
         for fleet, (source, worker) in FLEETS.items():
             robots.append(Robot(source, True, {
-                **common, "admission_mode": "rate", "initial_interval": 0.005,
-                "slow_start": False, "latency_budget": 3600.0,  # admit every frame sent:
-                "max_interval": 0.005,  # Alg. 3 may not raise mu past the 50 ms of 20 frames/s
+                **common, **ADMIT_EVERY_FRAME,
                 "qos": "reliable", "exit_thresholds": [1.0, 1.0, 1.0],  # 3 tasks a frame
                 "compute_slowdown": 60.0}, tmp_path, fleet=fleet))  # slow: it offloads
             robots.append(Robot(worker, False, common, tmp_path, fleet=fleet))
