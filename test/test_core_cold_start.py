@@ -5,6 +5,7 @@ import math
 import pytest
 
 from mdi_exit_ros.core import ControlBranch, RateController, frame_seconds
+from mdi_exit_ros.core.admission import DELIVERY_PERIODS
 
 
 def test_frame_seconds_weights_each_task_by_the_frames_that_reach_it() -> None:
@@ -78,6 +79,35 @@ def test_no_answer_in_a_period_counts_as_one() -> None:
     rc.step(0.0, 0, 0)
     rc.on_frame()
     assert rc.step(1.0, 40, 0).value == pytest.approx(1.0)
+
+
+def test_the_delivery_interval_is_measured_over_several_periods_from_the_first_answer(
+) -> None:
+    """1, 0, 2, 3 answers in four 1 s periods: 4 s / 6 answers, not the last period's 1/3 s;
+    the periods before the first answer do not count, and the oldest periods leave the
+    window after DELIVERY_PERIODS."""
+    rc = RateController(0.5, period=1.0, counts_frames=True)
+    rc.step(0.0, 0, 0)
+    rc.step(1.0, 0, 0)  # no answer yet: counted as one, outside the window
+    assert rc.delivery_interval == pytest.approx(1.0)
+    t = 1.0
+    for answers in (1, 0, 2, 3):
+        t += 1.0
+        for _ in range(answers):
+            rc.on_answer()
+        rc.step(t, 0, 0)
+    assert rc.delivery_interval == pytest.approx(4.0 / 6)
+    for _ in range(DELIVERY_PERIODS - 1):
+        t += 1.0
+        for _ in range(8):
+            rc.on_answer()
+        rc.step(t, 0, 0)
+    # the window now holds the 3 answers of t = 5 s and DELIVERY_PERIODS - 1 periods of 8
+    answers = 3 + 8 * (DELIVERY_PERIODS - 1)
+    assert rc.delivery_interval == pytest.approx(DELIVERY_PERIODS / answers)
+    t += 1.0
+    rc.step(t, 0, 0)  # a period without an answer no longer reads as 1 s per frame
+    assert rc.delivery_interval == pytest.approx(DELIVERY_PERIODS / (8 * (DELIVERY_PERIODS - 1)))
 
 
 def test_the_delivery_rate_does_not_slow_a_start_that_was_right() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,10 @@ DEFAULT_TE_MIN = 0.5  # see docs/ALGORITHMS.md: below 0.5 max-softmax stops mean
 # the executor, so two consecutive ones can be closer than a period; a quarter period absorbs
 # that jitter while a caller that polls more often still gets one step per period.
 EARLY_TOLERANCE = 0.25
+# Control periods the fleet's delivery interval is measured over (backlog guard, decision 26):
+# at 1-4 answers per period one period's count is too coarse (0, 1 or 2 answers read as 1 s,
+# 1 s or 0.5 s per frame), and a single slow period pushed mu up for nothing.
+DELIVERY_PERIODS = 5
 
 
 def frame_seconds(task_seconds: Sequence[float], exit_fraction: Sequence[float] | None) -> float:
@@ -230,8 +235,9 @@ class RateController(_PeriodicController):
     Slow start (ours, docs/ALGORITHMS.md decision 25): with ``slow_start`` line 3 halves mu
     (the rate doubles) instead of taking ``alpha mu`` off, until the first step that finds
     ``I_n + O_n >= T_Q1``; that step undoes the last doubling (as TCP halves its window on
-    congestion), lifts mu to the fleet's measured delivery interval (``on_answer``: period
-    / frames answered in it) if that is longer, and from then on the paper's rule applies.
+    congestion), lifts mu to the fleet's measured delivery interval (``on_answer``: seconds
+    / frames answered over the last DELIVERY_PERIODS periods) if that is longer, and from
+    then on the paper's rule applies.
     Started from a mu the source alone sustains (``frame_seconds``), admission finds the
     fleet's rate in ``log2(speed-up)`` periods and overshoots it by at most one period of
     doubled rate, instead of starting fast and letting line 7 back off 20 % per period.
@@ -263,7 +269,9 @@ class RateController(_PeriodicController):
         self._halved = False  # slow start has doubled the rate at least once
         # Frames answered since the last step (``on_answer``); None: not reported.
         self._answers: int | None = 0 if counts_frames else None
-        self._delivery: float | None = None  # seconds per answered frame, last period
+        self._delivery: float | None = None  # seconds per answered frame (see step)
+        # (seconds, answers) of the last DELIVERY_PERIODS periods from the first answer on
+        self._periods: deque[tuple[float, int]] = deque(maxlen=DELIVERY_PERIODS)
         self._answered = False  # some period saw an answer
         self._budget = self._check_budget(latency_budget)
         self.over_budget = False  # the last step found in_flight x delivery > the budget
@@ -283,7 +291,8 @@ class RateController(_PeriodicController):
 
     @property
     def delivery_interval(self) -> float | None:
-        """Seconds per answered frame over the last period (None: not measured)."""
+        """Seconds per answered frame over the last DELIVERY_PERIODS periods since the first
+        answer (before it: the last period, counted as one answer; None: not measured)."""
         return self._delivery
 
     @property
@@ -333,9 +342,16 @@ class RateController(_PeriodicController):
                 self._floor = min(self._mu_max, max(self._mu_min, bound))
             self._arrivals = 0
         if self._answers is not None and self._last is not None:
-            # no answer in a whole period: at most one frame per period is being answered
-            self._delivery = max(0.0, now - self._last) / max(1, self._answers)
+            seconds = max(0.0, now - self._last)
             self._answered = self._answered or self._answers > 0
+            if self._answered:  # periods before the first answer say nothing about the rate
+                self._periods.append((seconds, self._answers))
+                seconds = sum(s for s, _ in self._periods)
+                answers = sum(n for _, n in self._periods)
+            else:
+                answers = 0
+            # no answer at all: at most one frame per period is being answered
+            self._delivery = seconds / max(1, answers)
         if self._answers is not None:
             self._answers = 0
         old = self._value
@@ -390,8 +406,8 @@ class RateController(_PeriodicController):
             return new
         if self._slow_start:
             # The queues reached T_Q1: back to the rate before the last doubling (TCP halves
-            # its window on congestion), and no faster than the fleet answered frames in the
-            # last period (a start above its rate); Alg. 3 as in the paper from then on.
+            # its window on congestion), and no faster than the fleet answered frames over
+            # the last periods (a start above its rate); Alg. 3 as in the paper from then on.
             mu = 2.0 * mu if self._halved else mu
             if self._delivery is not None:
                 mu = max(mu, self._delivery)
