@@ -6,11 +6,16 @@ task whose real compute exceeds its service time is counted in WorkerStats.tasks
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 from fleet_harness import ADMIT_EVERY_FRAME, Driver, Robot, frames, make_checkpoint
 
 from mdi_exit_ros.tools.fleet_summary import STATS_FIELDS
@@ -108,3 +113,68 @@ def test_local_topology_runs_one_robot_and_records_the_run(tmp_path) -> None:
     assert data["summary"]["frames_classified"] >= len(data["results"]) > 0
     assert all(r[2] >= 1 and r[1] >= 0.05 for r in data["results"])  # exit, padded latency
     assert data["first_frame"] is not None and data["stopped"] > data["first_frame"]
+
+
+def _started_under(root: Path, exclude: int) -> list[int]:
+    """PIDs of the processes (but `exclude`) whose command line names `root` (the fleet: its
+    topology file) or whose stdout is a file under it (robots, players: their logs)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == exclude:
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # ended meanwhile
+        try:
+            out = os.readlink(d / "fd" / "1")
+        except OSError:
+            out = ""
+        if str(root) in cmd or out.startswith(str(root)):
+            pids.append(int(d.name))
+    return pids
+
+
+def test_a_stopped_bench_stops_its_fleet_and_keeps_what_it_measured(tmp_path) -> None:
+    """SIGTERM (or Ctrl-C) to `mdi-exit bench` while a point runs: the point's fleet gets
+    SIGINT and stops its robots, nothing it started is left running, the CSV holds the
+    point (invalid: its fleet was stopped) and the bench exits with 130."""
+    from mdi_exit_ros.data.registry import dataset_available
+    from mdi_exit_ros.tools.bench_fleet import FLEET_STOP_WAIT
+
+    if not dataset_available("fmnist"):
+        pytest.skip("Fashion-MNIST is not on this machine (make data)")
+    scenario = {
+        "name": "stopcheck", "description": "one long local point, stopped while it runs",
+        "profile": {"name": "stop-check", "mflops_per_s": 40.0},
+        "model": "fmnist_cnn_ee", "dataset": "fashion-mnist",
+        "warmup": 60.0, "measure": 120.0, "seed": 1,
+        "fixed": {"offered_rate": 5.0, "thresholds": [1.0], "policies": ["local"]},
+    }
+    path = tmp_path / "stopcheck.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    out = tmp_path / "bench"
+    bench = spawn_module("mdi_exit_ros.tools.bench", [str(path), "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120.0
+        active = False
+        while not active and bench.poll() is None and time.monotonic() < deadline:
+            logs = list(out.glob("runs/*/logs/robot1.log"))
+            active = bool(logs) and "robot1 active" in logs[0].read_text(errors="replace")
+            time.sleep(0.2)  # polling a log file for a line, bounded by the deadline
+        assert active, "robot1 never became active"
+        started = _started_under(out, bench.pid)
+        assert len(started) >= 3, started  # the fleet, robot1, its image player
+        bench.send_signal(signal.SIGTERM)
+        text, _ = bench.communicate(timeout=FLEET_STOP_WAIT + 60.0)
+    finally:
+        stop_all([bench])
+    log = text.decode(errors="replace")
+    assert bench.returncode == 130, log
+    assert "stopped by signal 15 after 1 of 1 points" in log
+    assert _started_under(out, bench.pid) == [], log  # the fleet ended its robots
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["valid"] == "False" and "exited with code 130" in row["invalid_reason"], row

@@ -41,10 +41,11 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -792,9 +793,18 @@ def progress(done: int, total: int, label: str, elapsed: float, expected: float,
     return f"\r[{bar}] {done}/{total} {label} {elapsed:4.0f}/{expected:.0f} s"
 
 
+FLEET_STOP_WAIT = 60.0  # s a stopped fleet gets to stop its robots (it waits 30 s for each)
+
+
 def run_point(point: Point, scenario: Scenario, facts: ModelFacts, out_dir: Path,
-              index: int, total: int, timeout: float) -> dict[str, Any]:
-    """Start the point's fleet, wait for it (drawing the progress bar), measure its record."""
+              index: int, total: int, timeout: float,
+              stopping: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """Start the point's fleet, wait for it (drawing the progress bar), measure its record.
+
+    After `timeout` s, or once `stopping()` (the bench got SIGINT/SIGTERM), the fleet gets
+    SIGINT, which it forwards to its robots; only a fleet that has not ended
+    FLEET_STOP_WAIT s later is killed (its robots, in sessions of their own, would outlive
+    a kill, so it is the last resort)."""
     from mdi_exit_ros.tools.procs import spawn_module
 
     run_dir = point_dir(out_dir, point, index)
@@ -820,9 +830,12 @@ def run_point(point: Point, scenario: Scenario, facts: ModelFacts, out_dir: Path
         try:
             while proc.poll() is None:
                 elapsed = time.monotonic() - started
-                if elapsed > timeout:
-                    proc.send_signal(2)
-                    proc.wait(timeout=60)
+                if elapsed > timeout or stopping():
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        proc.wait(timeout=FLEET_STOP_WAIT)
+                    except subprocess.TimeoutExpired:
+                        pass
                     break
                 sys.stderr.write(progress(index, total, point.label, elapsed, expected))
                 sys.stderr.flush()
@@ -928,23 +941,20 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     csv_path = out_dir / "runs.csv"
-    rows = []
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for i, p in enumerate(points):
-            if a.reanalyze:
-                row = measure_point(p, scenario, facts, point_dir(out_dir, p, i))
-            else:
-                row = run_point(p, scenario, facts, out_dir, i, len(points), a.point_timeout)
-            rows.append(row)
-            writer.writerow(row)
-            f.flush()
-            sys.stderr.write(progress(i + 1, len(points), p.label, 0, 1) + "\n")
-            status = "ok" if row["valid"] is True else f"INVALID ({row['invalid_reason']})"
-            print(f"  {p.label}: answered {row['answered_rate']}/s, accuracy "
-                  f"{row['accuracy']}, p50 {row['latency_p50']} s, bound {row['bound']}/s "
-                  f"-> {status}", flush=True)
+    # Ctrl-C or SIGTERM (also where a shell started us with SIGINT ignored): stop the running
+    # point's fleet through its own SIGINT, keep what was measured, run no further point.
+    stop: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _f: stop.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        rows = _run_points(a, points, scenario, facts, out_dir, csv_path, lambda: bool(stop))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stop:
+        print(f"mdi-exit bench: stopped by signal {stop[0]} after {len(rows)} of "
+              f"{len(points)} points (a point whose fleet was stopped early is invalid)",
+              file=sys.stderr, flush=True)
     meta = {"scenario": scenario.name, "profile": asdict(scenario.profile),
             "parameters": scenario.parameters,
             "service_times": service, "model": model, "dataset": dataset, "note": note,
@@ -972,7 +982,37 @@ def main(argv: list[str]) -> int:
     print(tables)
     print(f"wrote {csv_path}, {out_dir / 'results.md'}, "
           + ", ".join(str(p) for p in plots))
+    if stop:
+        return 130
     return 0 if all(r["valid"] is True for r in rows) else 3
+
+
+def _run_points(a: argparse.Namespace, points: Sequence[Point], scenario: Scenario,
+                facts: ModelFacts, out_dir: Path, csv_path: Path,
+                stopping: Callable[[], bool]) -> list[dict[str, Any]]:
+    """Run (or with --reanalyze measure again) each point, one CSV row each, until
+    `stopping()`."""
+    rows: list[dict[str, Any]] = []
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for i, p in enumerate(points):
+            if stopping():
+                break
+            if a.reanalyze:
+                row = measure_point(p, scenario, facts, point_dir(out_dir, p, i))
+            else:
+                row = run_point(p, scenario, facts, out_dir, i, len(points), a.point_timeout,
+                                stopping)
+            rows.append(row)
+            writer.writerow(row)
+            f.flush()
+            sys.stderr.write(progress(i + 1, len(points), p.label, 0, 1) + "\n")
+            status = "ok" if row["valid"] is True else f"INVALID ({row['invalid_reason']})"
+            print(f"  {p.label}: answered {row['answered_rate']}/s, accuracy "
+                  f"{row['accuracy']}, p50 {row['latency_p50']} s, bound {row['bound']}/s "
+                  f"-> {status}", flush=True)
+    return rows
 
 
 if __name__ == "__main__":
