@@ -107,6 +107,26 @@ def test_data_mode_runs_every_task_of_a_frame_where_it_landed() -> None:
     assert receiver.take_done() == [("src", TaskKey("src", 7, 1), 0)]  # custody released
 
 
+@pytest.mark.parametrize("distribution", [Distribution.DATA, Distribution.MDI])
+def test_data_mode_keeps_successors_where_mdi_would_offload_them(distribution) -> None:
+    """Two frames queued at a receiver that has heard an idle neighbour: after the first
+    frame's task 1, MDI-Exit (Alg. 1 line 8: I_n not empty) puts task 2 in O_n and Alg. 2
+    may offload it; data-distributed inference keeps it in I_n and offloads nothing."""
+    receiver = make("b", distribution=distribution)
+    hear(receiver, "src")
+    for d in (7, 8):
+        receiver.submit(frame(d, hops=1), 0.0, sender="src")
+    t = receiver.next_task()
+    assert t is not None and t.key == TaskKey("src", 7, 1)
+    receiver.complete(t, 0.5, 0.1, 0.0)
+    queued = [(q.data_id, q.task_index) for q in receiver.input]
+    if distribution is Distribution.DATA:
+        assert sorted(queued) == [(7, 2), (8, 1)] and not receiver.output
+        assert receiver.offload_pass(0.0) == []
+    else:
+        assert queued == [(8, 1)] and [q.task_index for q in receiver.output] == [2]
+
+
 def test_data_mode_with_early_exit_ends_a_frame_early_on_its_robot() -> None:
     w = make(thresholds=0.3, allowed=[])  # no neighbour: every frame stays here
     w.submit(frame(1), 0.0)
@@ -176,4 +196,6 @@ def test_modes_change_at_once() -> None:
     w.distribution = Distribution.DATA
     w.submit(frame(1), 0.0)
     w.submit(frame(2), 0.0)
-    assert len(w.offload_pass(0.0)) >= 1  # the shortest queue is b's now
+    sends = w.offload_pass(0.0)
+    assert sends and sends[0][0] == "b" and sends[0][1].data_id == 1  # b's queue is shortest
+    assert all(t.task_index == 1 for _, t in sends)  # whole frames

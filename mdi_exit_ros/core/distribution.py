@@ -30,8 +30,9 @@ class Distribution(enum.Enum):
 
 def pipeline_stage(task_index: int, num_tasks: int, stages: int) -> int:
     """0-based stage of 1-based task ``task_index`` when ``num_tasks`` tasks are split evenly
-    over ``stages`` workers in order: stage i gets tasks (i K / S, (i + 1) K / S]; with as
-    many stages as tasks, task k runs on stage k - 1. More stages than tasks leave the last
+    over ``stages`` workers in order: stage i gets the tasks k with i K / S <= k - 1 <
+    (i + 1) K / S (5 tasks on 2 stages: 1-3 and 4-5); with as many stages as tasks, task k
+    runs on stage k - 1. More stages than tasks leave the last
     ones idle (a stage never splits a task)."""
     if num_tasks < 1 or stages < 1:
         raise ValueError(f"need >= 1 task and >= 1 stage, got {num_tasks}, {stages}")

@@ -20,6 +20,10 @@ from collections import OrderedDict
 from collections.abc import Hashable
 
 DEFAULT_PUBLISHERS = 64  # camera publishers remembered at once (a bound: they come and go)
+# A jump of more frames than this between two delivered ones (a day at 10 frames/s) is not
+# believed: any writer on the image topic picks its own numbers, and two jumps of 2**63
+# would otherwise push the count past WorkerStats' uint64. It starts the publisher over.
+MAX_GAP = 1_000_000
 
 
 class SequenceGaps:
@@ -31,19 +35,33 @@ class SequenceGaps:
         self.capacity = capacity
         self._last: OrderedDict[Hashable, int] = OrderedDict()
         self.lost = 0  # frames skipped so far, over all publishers
+        self.implausible = 0  # numbers not believed (jumps over MAX_GAP, out of order)
 
     def observe(self, publisher: Hashable, seq: int) -> int:
         """Frame number `seq` of `publisher` arrived; returns how many of its frames were
-        skipped since the one before (0 for its first frame). A number at or below the last
-        one (a publisher that started again under the same key) starts it over, uncounted.
+        skipped since the one before (0 for its first frame).
+
+        `publisher` identifies one writer (its GUID: a restarted camera is a new writer), or
+        is None where the RMW does not say which writer sent a sample and one camera at a
+        time is followed. A number at or below the last one is a duplicate or reordering
+        under a writer's key (ignored: the last number stays), and under None a camera that
+        started again (it starts over). A jump over MAX_GAP starts the publisher over.
+        Neither is counted as lost; both count in `implausible` (but a None restart).
         """
         last = self._last.pop(publisher, None)
+        if last is not None and seq <= last and publisher is not None:
+            self._last[publisher] = last  # a duplicate or reordered sample of this writer
+            self.implausible += 1
+            return 0
         self._last[publisher] = seq
         while len(self._last) > self.capacity:  # the longest silent publisher goes
             self._last.popitem(last=False)
         if last is None or seq <= last:
             return 0
         skipped = seq - last - 1
+        if skipped > MAX_GAP:
+            self.implausible += 1
+            return 0
         self.lost += skipped
         return skipped
 

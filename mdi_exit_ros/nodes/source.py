@@ -16,11 +16,16 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
-from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
+from rclpy.event_handler import (
+    QoSMessageLostInfo,
+    QoSSubscriptionMatchedInfo,
+    SubscriptionEventCallbacks,
+)
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 
 from mdi_exit_ros import core
+from mdi_exit_ros.core.gaps import MAX_GAP
 from mdi_exit_ros.msg import ExitResult, FrameLabel, WorkerStats
 from mdi_exit_ros.nodes.engine import Payload
 from mdi_exit_ros.nodes.worker import WorkerNode, run_node
@@ -36,6 +41,7 @@ LATENCY_WINDOW = 1000  # results over which latency percentiles are reported
 # minutes of frames at camera rates; a bound, so a soak's memory stays flat.
 FRAME_MEMORY = 10_000
 QOS_DISCOVERY_PERIOD = 0.5  # s between looks at the camera's publishers (qos: auto)
+UNNUMBERED = 2**64 - 1  # rmw/types.h RMW_MESSAGE_INFO_SEQUENCE_NUMBER_UNSUPPORTED
 
 
 def new_incarnation() -> int:
@@ -242,7 +248,14 @@ class SourceNode(WorkerNode):
         """The camera subscription; frames lost before `_on_image` are counted."""
         return self.create_subscription(
             Image, IMAGE, self._on_image, profile,
-            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_image_lost))
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_image_lost,
+                                                       matched=self._on_image_matched))
+
+    def _on_image_matched(self, info: QoSSubscriptionMatchedInfo) -> None:
+        """A camera came or went: where samples do not say which writer sent them (Jazzy),
+        the numbers followed so far may be another camera's, so counting starts over."""
+        if int(info.current_count_change) != 0:
+            self._camera_gaps.forget(None)
 
     def _on_image_lost(self, info: QoSMessageLostInfo) -> None:
         """DDS lost camera samples on the way (never the keep-last queue's replacements)."""
@@ -255,7 +268,9 @@ class SourceNode(WorkerNode):
         """Frames this camera publisher sent since its previous delivered one that never
         reached us (core.SequenceGaps): counted in frames_lost, logged at a bounded rate."""
         seq = info.get("publication_sequence_number")
-        if seq is None:  # the RMW does not number samples: nothing to count with
+        # an RMW that does not number samples says RMW_MESSAGE_INFO_SEQUENCE_NUMBER_UNSUPPORTED
+        # (UINT64_MAX): nothing to count with
+        if not isinstance(seq, int) or not 0 <= seq < UNNUMBERED:
             return
         gid = info.get("publisher_gid")  # Kilted's rclpy; Jazzy's MessageInfo has none
         if gid is not None:
@@ -265,7 +280,13 @@ class SourceNode(WorkerNode):
         else:  # several cameras and no way to tell their numbers apart: count nothing
             self._camera_gaps.forget(None)
             return
-        lost = self._camera_gaps.observe(publisher, int(seq))
+        implausible = self._camera_gaps.implausible
+        lost = self._camera_gaps.observe(publisher, seq)
+        if self._camera_gaps.implausible != implausible:
+            self.get_logger().warning(
+                f"camera sequence number {seq} not believed (a jump of more than "
+                f"{MAX_GAP} frames, or out of order; {self._camera_gaps.implausible} so "
+                f"far): not counted as lost", throttle_duration_sec=5.0)
         if lost:
             self.get_logger().warning(
                 f"{lost} camera frame(s) lost before admission ({self._camera_gaps.lost} so "
