@@ -178,7 +178,8 @@ def stats_row(t: float, worker: str, **values) -> list:
     base = {"t": t, "worker": worker, "is_source": worker == "robot1", "tasks_run": 0,
             "tasks_overrun": 0, "frames_received": 0, "frames_admitted": 0,
             "frames_dropped": 0, "frames_classified": 0, "frames_overdue": 0,
-            "frames_expired": 0, "admission_interval": 0.1, "input_queue": 0,
+            "frames_expired": 0, "frames_shed": 0, "frames_lost": 0,
+            "frames_lost_in_transport": 0, "admission_interval": 0.1, "input_queue": 0,
             "output_queue": 0, "exit_thresholds": [0.9, 0.0], "exits": [0, 0],
             "latency_p50": 0.0, "latency_p95": 0.0, **values}
     return [base[f] for f in STATS_FIELDS]
