@@ -109,7 +109,7 @@ def test_one_worker_no_exit_poisson_is_an_md1_queue(rho: float) -> None:
         profile={"service_times": [d]}, model={"input_bytes": 0},
         topology={"kind": "local"}, arrivals={"rate": lam, "poisson": True},
         parameters={"admission_mode": "threshold", "max_queue": 100_000,
-                    "frame_deadline": 1e6}, sim={"tick_period": 1.0})
+                    "frame_deadline": 86400.0}, sim={"tick_period": 1.0})
     sim, m = run(data)
     _exactly_once(sim)
     t0, t1 = 100.0, frames / lam - 100.0
