@@ -88,8 +88,13 @@ def run_seeds(data: dict[str, Any], base: Path, label: str, show: bool,
     window: no p50, no accuracy) is left out of that mean, and `means_over` says over how
     many seeds such a mean is ({key: n} for those under `seeds`)."""
     first = int(data.get("seed", 1))
-    rows = [run_one({**data, "seed": first + i}, base, f"{label} seed {first + i}", show)
-            for i in range(seeds)]
+    return combine([run_one({**data, "seed": first + i}, base, f"{label} seed {first + i}",
+                            show) for i in range(seeds)])
+
+
+def combine(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of several seeds' rows (see `run_seeds`)."""
+    seeds = len(rows)
     row = dict(rows[0])
     row["seeds"] = seeds
     over: dict[str, int] = {}
