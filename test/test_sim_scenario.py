@@ -220,6 +220,12 @@ def test_a_bench_point_has_the_fleets_parameters() -> None:
     assert data["profile"]["service_times"] == service and data["thresholds"] == 1.0
     assert p["robot1.latency_budget"] == 4.0  # the scenario's own parameters
     assert not any(k.endswith((".seed", ".torch_threads")) for k in p)
+    # slow start as on the node: mu from at least the service times under the exit mix (no
+    # early exit here: every task), not from initial_interval alone
+    sim, _ = build(data)
+    assert sim.sources["robot1"].controller.mu == pytest.approx(
+        max(p["robot1.initial_interval"], core.frame_seconds(service, None)))
+    assert sim.sources["robot1"].controller.mu > 3 * p["robot1.initial_interval"]
 
 
 def test_the_data_baseline_sends_whole_frames() -> None:

@@ -58,9 +58,8 @@ def point_scenario(point: Point, bench: Scenario, exits: str | dict[str, Any],
         "topology": point.policy.topology,
         "arrivals": {"rate": point.rate, "poisson": point.experiment == "poisson"},
         "parameters": params,
-        # the nodes' slow start measures their own unpadded compute (a few ms), so mu starts
-        # at initial_interval: the same here
-        "sim": {"frame_seconds": 0.0},
+        # slow start's floor of mu: the source's service times under the exit mix, as a
+        # node whose service_times are set (every bench robot) computes it
     }
 
 
