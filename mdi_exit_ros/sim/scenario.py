@@ -22,7 +22,9 @@ A scenario (docs/SIMULATION.md has the whole format)::
     sweep: {topology.n: [10, 50], 'parameters.*.offload_first_task': [false, true]}
 
 `parameters` use the nodes' parameter names (mdi_exit_ros/params.py), for every worker (`*.name`
-or `name`) or one (`robot1.name`), as `mdi-exit bench`'s `parameters` do.
+or `name`, joiners included) or one (`robot1.name`), as `mdi-exit bench`'s `parameters` do.
+`validate` checks all of it before anything runs (`build` and `expand_sweep` call it): node
+parameters as the nodes check them, from the parameter table.
 """
 
 from __future__ import annotations
