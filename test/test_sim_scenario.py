@@ -358,8 +358,8 @@ def test_the_same_run_in_two_processes_with_other_hash_seeds(tmp_path) -> None:
         out = tmp_path / f"out{hash_seed}"
         subprocess.run([sys.executable, "-m", "mdi_exit_ros.sim.cli", str(path), "--out",
                         str(out), "--progress", "off"], check=True, timeout=120, cwd=tmp_path,
-                       env={**os.environ, "PYTHONHASHSEED": hash_seed,
-                            "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed},
+                       stdout=subprocess.DEVNULL)
         with open(out / "runs.csv", newline="") as f:
             (row,) = list(csv.DictReader(f))
         for timing in ("wall_s", "cpu_s", "events_per_s", "events_per_cpu_s"):
