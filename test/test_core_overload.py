@@ -9,6 +9,7 @@ from test_core_worker import make, run_one, task
 
 from mdi_exit_ros.core import (
     DEFAULT_MAX_QUEUE,
+    OVERDUE_PERIOD,
     QUEUE_DELAY_SHARE,
     OverdueAction,
     SubmitStatus,
@@ -27,6 +28,12 @@ def test_room_is_below_the_cap_on_input_plus_output() -> None:
     assert not has_room(150, 7, 100, 0.0, 10.0)
     with pytest.raises(ValueError, match="max_queue must be >= 1, got 0"):
         has_room(0, 0, 0, 0.1, 10.0)
+
+
+def test_sources_look_for_overdue_frames_every_second() -> None:
+    """The period of the overdue check of the source node and of the simulator (one home):
+    an overdue frame waits at most this long past its deadline, 10 % of the default 10 s."""
+    assert OVERDUE_PERIOD == 1.0
 
 
 def test_room_needs_the_queued_work_to_fit_in_half_the_deadline() -> None:

@@ -9,7 +9,6 @@ queue, whose mean time in system is D + rho D / (2 (1 - rho)) (Pollaczek-Khinchi
 from __future__ import annotations
 
 import ast
-import math
 from pathlib import Path
 
 import pytest
@@ -86,6 +85,10 @@ def test_exactly_once_under_churn() -> None:
     assert all(n > 0 for n in held.values()), held  # the joined workers got work
     stats = [w.core.stats() for w in sim.workers.values()]
     assert sum(s.taken_back for s in stats) > 0  # crashes forced take-backs...
+    # ...which recovered every frame within its deadline (10 s): none expired
+    assert m["expired"] == 0
+    # nothing left behind: every live core ends with empty queues, nothing running or unacked
+    assert all(w.core.idle() for w in sim.workers.values() if w.alive)
     assert m["admitted"] > 300
 
 
@@ -109,7 +112,7 @@ def test_one_worker_no_exit_poisson_is_an_md1_queue(rho: float) -> None:
         profile={"service_times": [d]}, model={"input_bytes": 0},
         topology={"kind": "local"}, arrivals={"rate": lam, "poisson": True},
         parameters={"admission_mode": "threshold", "max_queue": 100_000,
-                    "frame_deadline": 1e6}, sim={"tick_period": 1.0})
+                    "frame_deadline": 86400.0}, sim={"tick_period": 1.0})
     sim, m = run(data)
     _exactly_once(sim)
     t0, t1 = 100.0, frames / lam - 100.0
@@ -165,19 +168,30 @@ def test_first_task_offloading_spreads_the_first_tasks() -> None:
 
 @pytest.mark.skipif(not TABLE.is_file(), reason="per-image table not generated")
 def test_the_per_image_table_reproduces_the_checkpoint() -> None:
-    """Alg. 1 on the committed table at the checkpoint's thresholds gives the exit mix and
+    """A lightly loaded robot of the simulator, whose WorkerCore.complete decides each exit
+    (Alg. 1) on the committed table at the checkpoint's thresholds, gives the exit mix and
     accuracy `mdi-exit eval` measured (stored in the checkpoint's metadata)."""
     table = ExitTable.load(TABLE)
     assert len(table) == 10_000 and table.num_exits == 5
-    frac = table.exit_fraction(tuple(table.meta["thresholds"]))
-    assert frac == pytest.approx([0.5107, 0.4836, 0.0057, 0.0, 0.0], abs=2e-3)
-    assert math.isclose(sum(frac), 1.0)
-    th = table.meta["thresholds"]
-    right = 0
-    for conf, ok in zip(table.confidence, table.correct, strict=True):
-        k = next(j for j in range(5) if j == 4 or conf[j] > th[j])
-        right += ok[k]
-    assert right / len(table) == pytest.approx(0.8725, abs=2e-3)  # eval's accuracy there
+    checkpoint_mix = [0.5107, 0.4836, 0.0057, 0.0, 0.0]
+    assert table.exit_fraction(tuple(table.meta["thresholds"])) == pytest.approx(
+        checkpoint_mix, abs=2e-3)
+    # 8,000 frames, 1 ms per task: no queue, so Alg. 3 keeps mu at the camera's interval
+    sim, m = run(scenario(
+        seed=5, duration=160.0, warmup=0.0, measure=160.0, drain=10.0, exits=str(TABLE),
+        thresholds="checkpoint", profile={"service_times": [0.001] * 5}, model={},
+        topology={"kind": "local"}, arrivals={"rate": 50.0},
+        parameters={"admission_mode": "rate", "slow_start": False, "initial_interval": 0.01}))
+    _exactly_once(sim)
+    assert m["results"] == m["admitted"] >= 7_900
+    # sampling 8,000 of the 10,000 images with replacement: sd ~0.006 per share
+    assert m["exit_distribution"] == pytest.approx(checkpoint_mix, abs=0.025)
+    assert m["accuracy"] == pytest.approx(0.8725, abs=0.02)  # eval's accuracy there
+    exits = {}
+    for s in (w.core.stats() for w in sim.workers.values()):
+        for k, n in s.exits.items():
+            exits[k] = exits.get(k, 0) + n
+    assert sum(exits.values()) == m["results"]  # every answer was a WorkerCore exit
 
 
 def test_task_overhead_lowers_a_saturated_robots_rate() -> None:

@@ -8,6 +8,7 @@ mapping to the paper.
 
 from .admission import (
     DEFAULT_MAX_QUEUE,
+    OVERDUE_PERIOD,
     QUEUE_DELAY_SHARE,
     ControlBranch,
     ControlStep,
@@ -114,6 +115,7 @@ __all__ = [
     "OffloadSelector",
     "Outcome",
     "OutcomeKind",
+    "OVERDUE_PERIOD",
     "OverdueAction",
     "Placement",
     "QUEUE_DELAY_SHARE",

@@ -521,6 +521,9 @@ DEFAULT_MAX_QUEUE = 100  # I_n + O_n: ~3x T_Q2, well above where Alg. 3/4 steer 
 QUEUE_DELAY_SHARE = 0.5
 
 
+OVERDUE_PERIOD = 1.0  # s between a source's looks for overdue frames (its timer; the simulator's)
+
+
 class OverdueAction(enum.Enum):
     """What a source does with a frame past its deadline."""
 

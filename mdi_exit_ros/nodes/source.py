@@ -188,7 +188,7 @@ class SourceNode(WorkerNode):
             self.create_subscription(ExitResult, EXITS, self._on_exit_msg, qos.data_qos()),
             self._label_sub,
         ]
-        self._source_timers = [self.create_timer(1.0, self._on_overdue)]
+        self._source_timers = [self.create_timer(core.OVERDUE_PERIOD, self._on_overdue)]
         self._restart_control_timer(float(values["control_period"]))
         self._subscribe_image(values["qos"])
         return TransitionCallbackReturn.SUCCESS

@@ -2,10 +2,11 @@
 
 Each bench point (a policy at a threshold or a Poisson rate, config/bench/*.yaml) becomes the
 simulation scenario that runs the same fleet: the same topology, device profile (service
-times from the model's task MFLOPs), links, node parameters (`fleet_overrides`' settings:
-admission mode, `initial_interval: auto`, first-task offloading, the scenario's own
-parameters) and window. `--compare runs.csv` (a bench run's CSV) then puts the simulated and
-the measured numbers side by side: the validation table of docs/SIMULATION.md.
+times from the model's task MFLOPs), links, node parameters (the bench's own
+`fleet_overrides`: distribution and pipeline chain, admission mode, `initial_interval:
+auto`, first-task offloading, the scenario's own parameters) and window. `--compare
+runs.csv` (a bench run's CSV) then puts the simulated and the measured numbers side by side:
+the validation table of docs/SIMULATION.md.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mdi_exit_ros.tools.bench_fleet import CHECKPOINT, Point, Scenario, start_interval
+from mdi_exit_ros.tools.bench_fleet import Point, Scenario, fleet_overrides
+from mdi_exit_ros.tools.fleet_spec import parse_override
 from mdi_exit_ros.topology import load_topology, resolve_topology
 
 # What the window of a bench point sees: frames from its start (the camera), warm-up, window.
@@ -24,33 +26,40 @@ TAIL = 2.0  # s of frames after the window (the real fleet runs on until it is s
 COMPARED = (("admitted_rate", "admitted /s"), ("answered_rate", "answered /s"),
             ("accuracy", "accuracy"), ("latency_p50", "p50 s"))
 TOLERANCE = 0.15  # the issue's goal: simulated within 15 % of measured
+# fleet_overrides' settings for every robot that are the simulation's profile, and those
+# with nothing to simulate (torch threads; the simulator seeds its own coins)
+PROFILE_PARAMS = ("service_times", "link_delay", "link_bandwidth")
+FLEET_ONLY = ("torch_threads", "seed")
 
 
 def point_scenario(point: Point, bench: Scenario, exits: str | dict[str, Any],
                    task_mflops: list[float]) -> dict[str, Any]:
-    """The simulation scenario of one bench point."""
+    """The simulation scenario of one bench point: the node parameters are the bench's own
+    `fleet_overrides` (policy, distribution and pipeline chain, admission mode, first mu,
+    device profile, the scenario's parameters), read back from its `--set` strings."""
     service = bench.profile.service_times(task_mflops)
-    robots = len(load_topology(resolve_topology(point.policy.topology)).workers)
-    params: dict[str, Any] = {
-        "*.offload_first_task": point.policy.first_task_offload,
-        "*.admission_mode": "rate" if point.experiment == "fixed" else "threshold",
-        "*.initial_interval": bench.initial_interval or start_interval(
-            service, robots, point.policy.pins_first_task)}
-    for key, value in bench.parameters.items():
-        params[key if "." in key else f"*.{key}"] = value
+    workers = load_topology(resolve_topology(point.policy.topology)).workers
+    profile: dict[str, Any] = {}
+    thresholds: str | float = "checkpoint"
+    params: dict[str, Any] = {}
+    for text in fleet_overrides(point, bench, service, robots=len(workers), workers=workers):
+        o = parse_override(text)
+        if o.worker == "*" and o.name in PROFILE_PARAMS:
+            profile[o.name] = o.value
+        elif o.worker == "*" and o.name == "exit_threshold":
+            thresholds = float(o.value)
+        elif o.name not in FLEET_ONLY:
+            params[f"{o.worker}.{o.name}"] = o.value
     return {
         "name": f"{bench.name}: {point.label}", "seed": bench.seed,
         "duration": bench.warmup + bench.measure + TAIL, "warmup": bench.warmup,
         "measure": bench.measure, "drain": 0.0, "exits": exits,
-        "thresholds": "checkpoint" if point.threshold == CHECKPOINT else float(point.threshold),
-        "profile": {"service_times": service, "link_delay": bench.profile.link_delay,
-                    "link_bandwidth": bench.profile.link_bandwidth},
+        "thresholds": thresholds, "profile": profile,
         "topology": point.policy.topology,
         "arrivals": {"rate": point.rate, "poisson": point.experiment == "poisson"},
         "parameters": params,
-        # the nodes' slow start measures their own unpadded compute (a few ms), so mu starts
-        # at initial_interval: the same here
-        "sim": {"frame_seconds": 0.0},
+        # slow start's floor of mu: the source's service times under the exit mix, as a
+        # node whose service_times are set (every bench robot) computes it
     }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from .scenario import SimScenarioError, build, expand_sweep, metrics, set_dotted
+from .scenario import SimScenarioError, build, expand_sweep, metrics, set_dotted, validate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ FIELDS = ("run", "overrides", "topology", "workers", "sources", "links", "compon
           "latency_p50", "latency_p95", "results", "expired_in_window", "exit_distribution",
           "admitted", "answered", "pending", "expired", "dropped", "readmitted", "duplicates",
           "tasks", "tasks_share_source", "utilisation", "sim_time", "events", "wall_s",
-          "cpu_s", "events_per_s", "events_per_cpu_s", "seeds", "admitted_rate_sd",
+          "cpu_s", "events_per_s", "events_per_cpu_s", "seeds", "means_over", "admitted_rate_sd",
           "answered_rate_sd", "accuracy_sd", "latency_p50_sd")
 SPREAD = ("admitted_rate", "answered_rate", "accuracy", "latency_p50")
 
@@ -77,21 +77,54 @@ def run_one(data: dict[str, Any], base: Path, label: str, show: bool) -> dict[st
     return row
 
 
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def run_seeds(data: dict[str, Any], base: Path, label: str, show: bool,
               seeds: int) -> dict[str, Any]:
-    """`run_one` with `seeds` seeds: means of the numbers, spread of the compared ones."""
+    """`run_one` with `seeds` seeds: means of the numbers (lists such as the exit mix element
+    by element), spread of the compared ones. A seed without a value (no answer in its
+    window: no p50, no accuracy) is left out of that mean, and `means_over` says over how
+    many seeds such a mean is ({key: n} for those under `seeds`)."""
     first = int(data.get("seed", 1))
-    rows = [run_one({**data, "seed": first + i}, base, f"{label} seed {first + i}", show)
-            for i in range(seeds)]
+    return combine([run_one({**data, "seed": first + i}, base, f"{label} seed {first + i}",
+                            show) for i in range(seeds)])
+
+
+def combine(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of several seeds' rows (see `run_seeds`)."""
+    seeds = len(rows)
     row = dict(rows[0])
     row["seeds"] = seeds
-    for key, value in rows[0].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            vals = [r[key] for r in rows if r.get(key) is not None]
-            row[key] = statistics.fmean(vals) if vals else None
-            if key in SPREAD and len(vals) > 1:
-                row[f"{key}_sd"] = statistics.stdev(vals)
+    over: dict[str, int] = {}
+    for key in rows[0]:
+        values = [r.get(key) for r in rows]
+        nums = [v for v in values if _is_num(v)]
+        lists = [v for v in values if isinstance(v, list) and v and all(map(_is_num, v))]
+        if nums and len(nums) + values.count(None) == len(values):
+            row[key] = statistics.fmean(nums)
+            if key in SPREAD and len(nums) > 1:
+                row[f"{key}_sd"] = statistics.stdev(nums)
+            counted = len(nums)
+        elif lists and len({len(v) for v in lists}) == 1 and \
+                len(lists) + sum(1 for v in values if v in (None, [])) == len(values):
+            row[key] = [round(statistics.fmean(col), 6) for col in zip(*lists, strict=True)]
+            counted = len(lists)
+        elif all(v is None for v in values) and key in SPREAD:
+            counted = 0
+        else:
+            continue
+        if counted < seeds:
+            over[key] = counted
+    row["means_over"] = over
     return row
+
+
+def _fail(message: str) -> int:
+    """One line on stderr (a scenario's error may quote multi-line YAML); exit status 2."""
+    print("mdi-exit sim: " + " ".join(message.split()), file=sys.stderr)
+    return 2
 
 
 def _fmt(v: Any) -> Any:
@@ -145,8 +178,23 @@ def plot(rows: list[dict[str, Any]], keys: list[str], out: Path, title: str) -> 
     return path
 
 
+def _set_all(scenario: dict[str, Any], items: list[str]) -> None:
+    """`--set key=value` (dotted key, YAML value) into a scenario."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SimScenarioError(f"--set {item!r}: KEY=VALUE, e.g. topology.n=50")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise SimScenarioError(f"--set {item!r}: the value is not YAML ({problem})") \
+                from exc
+        set_dotted(scenario, key.strip(), parsed)
+
+
 def _bench_runs(a: argparse.Namespace) -> tuple[str, list, list]:
-    """(name, [(overrides, scenario)], points) of a bench scenario's points."""
+    """(name, [(overrides, scenario)], points) of a bench scenario's points, validated."""
     from mdi_exit_ros.tools.bench_fleet import load_scenario
 
     from .bench import point_scenario
@@ -167,10 +215,12 @@ def _bench_runs(a: argparse.Namespace) -> tuple[str, list, list]:
     points = [p for p in bench.points
               if not a.only or p.policy.name in {n.strip() for n in a.only.split(",")}]
     runs = [({"point": p.label}, point_scenario(p, bench, exits, mflops)) for p in points]
-    for _, sc in runs:  # --set applies to every point's scenario
-        for item in a.set:
-            key, _, value = item.partition("=")
-            set_dotted(sc, key, yaml.safe_load(value))
+    for over, sc in runs:  # --set applies to every point's scenario
+        _set_all(sc, a.set)
+        try:
+            validate(sc)
+        except SimScenarioError as exc:
+            raise SimScenarioError(f"{over['point']}: {exc}") from exc
     return f"bench-{bench.name}", runs, points
 
 
@@ -182,30 +232,27 @@ def main(argv: list[str] | None = None) -> int:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
-            print(f"mdi-exit sim: {path}: {exc}", file=sys.stderr)
-            return 2
+            return _fail(f"{path}: {exc}")
         if not isinstance(data, dict):
-            print(f"mdi-exit sim: {path}: expected a mapping", file=sys.stderr)
-            return 2
-        for item in a.set:
-            key, _, value = item.partition("=")
-            set_dotted(data, key, yaml.safe_load(value))
+            return _fail(f"{path}: expected a mapping")
+        try:
+            _set_all(data, a.set)
+        except SimScenarioError as exc:
+            return _fail(f"{path}: {exc}")
     show = a.progress == "on" or (a.progress == "auto" and sys.stderr.isatty())
     points = []
     if a.bench:
         try:
             name, runs, points = _bench_runs(a)
         except (ValueError, OSError) as exc:
-            print(f"mdi-exit sim: {exc}", file=sys.stderr)
-            return 2
+            return _fail(f"{exc}")
         keys: list[str] = []
     else:
         name = str(data.get("name") or path.stem)
         try:
-            runs = expand_sweep(data)
+            runs = expand_sweep(data, path.parent)
         except SimScenarioError as exc:
-            print(f"mdi-exit sim: {path}: {exc}", file=sys.stderr)
-            return 2
+            return _fail(f"{path}: {exc}")
         keys = list((data.get("sweep") or {}).keys())
     out = Path(a.out or Path("sim-results") / name)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 row = run_seeds(sc, path.parent, label, show, max(1, a.seeds))
             except (SimScenarioError, ValueError, KeyError) as exc:
-                print(f"mdi-exit sim: {path}: {label}: {exc}", file=sys.stderr)
-                return 2
+                return _fail(f"{path}: {label}: {exc}")
             row.update(run=i + 1, overrides=over)
             rows.append(row)
             writer.writerow({k: _fmt(row.get(k)) for k in FIELDS})

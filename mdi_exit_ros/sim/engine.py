@@ -8,8 +8,9 @@ source adds a `core.RateController` (Alg. 3 with slow start and the backlog guar
 them (nodes/worker.py, nodes/source.py): it calls the same methods on the same events, with
 the simulated time as ``now``, and models what the nodes get from the world:
 
-* compute: task k on worker n takes ``service_times[k-1] x compute_slowdown_n`` seconds (the
-  bench's emulated device profile: MFLOPs / MFLOP/s), one task at a time;
+* compute: task k on worker n takes ``service_times[k-1]`` of that worker seconds (the
+  bench's emulated device profile: MFLOPs / MFLOP/s, padded to on the nodes), one task at a
+  time;
 * links: per directed neighbour link a FIFO with ``link_bandwidth`` bytes/s and ``link_delay``
   one way, for tasks and acks (as nodes/links.py); exit results and NeighborState reports
   are not emulated in the nodes, here they take ``report_latency``; reports are lost with
@@ -45,7 +46,6 @@ from .exits import ExitTable
 # period of WorkerCore.tick (ack timeouts, leases). test_sim_engine checks they agree.
 ACK_BYTES = 64
 TICK_PERIOD = 0.05
-OVERDUE_PERIOD = 1.0  # s: the source's overdue timer (nodes/source.py)
 MODEL_ID = "sim-model"
 
 
@@ -57,16 +57,22 @@ def _default(name: str) -> Any:
 
 @dataclass
 class WorkerConfig:
-    """One simulated robot's parameters: names and defaults of mdi_exit_ros/params.py."""
+    """One simulated robot's parameters: names and defaults of mdi_exit_ros/params.py.
+
+    ``service_times`` are what the node's parameter of that name pads each task to (set on
+    every robot of a bench fleet); ``compute_slowdown``, which on a node scales the measured
+    compute only when ``service_times`` is unset, has nothing to scale here: a slower robot
+    gets its own ``service_times``."""
 
     service_times: list[float]
-    compute_slowdown: float = _default("compute_slowdown")
     link_delay: float = _default("link_delay")
     link_bandwidth: float = _default("link_bandwidth")
     output_queue_threshold: int = _default("output_queue_threshold")
     neighbor_lease: float = _default("neighbor_lease")
     state_period: float = _default("state_period")
     offload_first_task: bool = _default("offload_first_task")
+    distribution: str = _default("distribution")
+    pipeline_chain: tuple[str, ...] = ()  # unset on the nodes (needed by distribution pipeline)
     # source only
     admission_mode: str = _default("admission_mode")
     queue_thresholds: tuple[float, float] = _default("queue_thresholds")
@@ -146,8 +152,8 @@ class _Source:
     controller: Any
     frames: core.FrameLedger = field(default_factory=lambda: core.FrameLedger(10**7))
     images: dict[int, int] = field(default_factory=dict)  # frame id -> image index
+    gate: core.RateGate = field(default_factory=core.RateGate)  # Alg. 3's gate (rate mode)
     next_id: int = 0
-    next_admit: float = 0.0
     received: int = 0
     shed: int = 0
     expired: int = 0
@@ -226,6 +232,9 @@ class Simulator:
     def _every(self, period: float, fn: Callable[..., None], wid: str, inc: int,
                phase: float) -> None:
         """A timer of worker ``wid``'s incarnation ``inc`` (ends with it)."""
+        if not period > 0:  # scenario.validate refuses these; a zero period never ends
+            raise ValueError(f"timer period of {wid} must be > 0, got {period}")
+
         def tick() -> None:
             w = self.workers.get(wid)
             if w is None or not w.alive or w.incarnation != inc or self.now > self._stop_at:
@@ -244,7 +253,8 @@ class Simulator:
         wcore = WorkerCore(
             wid, MODEL_ID, self.thresholds, rng=coin,
             t_o=cfg.output_queue_threshold, lease=cfg.neighbor_lease,
-            allowed=frozenset(neighbors), offload_first_task=cfg.offload_first_task)
+            allowed=frozenset(neighbors), offload_first_task=cfg.offload_first_task,
+            distribution=core.Distribution(cfg.distribution), pipeline=cfg.pipeline_chain)
         w = _Worker(wid, cfg, wcore, neighbors, incarnation=incarnation)
         self.workers[wid] = w
         phase = self.rng.random()
@@ -308,7 +318,7 @@ class Simulator:
         if task is None:
             return
         w.busy = True
-        seconds = w.cfg.service_times[task.task_index - 1] * w.cfg.compute_slowdown
+        seconds = w.cfg.service_times[task.task_index - 1]
         self.at(self.now + seconds, self._complete, w.wid, w.incarnation, task, seconds)
 
     def _complete(self, wid: str, inc: int, task: Task, seconds: float) -> None:
@@ -404,10 +414,8 @@ class Simulator:
         control = {"t_q1": t_q1, "t_q2": t_q2, "alpha": cfg.alpha, "beta": cfg.beta,
                    "zeta": cfg.zeta, "period": cfg.control_period}
         if cfg.admission_mode == "rate":
-            mu = cfg.initial_interval
-            if cfg.slow_start:
-                mu = max(mu, self._frame_seconds(cfg) * cfg.compute_slowdown)
-            mu = min(max(mu, cfg.min_interval), cfg.max_interval)
+            mu = core.start_interval(cfg.initial_interval, self._frame_seconds(cfg),
+                                     cfg.slow_start, cfg.min_interval, cfg.max_interval)
             controller: Any = core.RateController(
                 mu, mu_min=cfg.min_interval, mu_max=cfg.max_interval,
                 slow_start=cfg.slow_start, counts_frames=True,
@@ -416,12 +424,12 @@ class Simulator:
             te = min(self.thresholds.values)
             controller = core.ThresholdController(max(te, cfg.min_exit_threshold),
                                                   te_min=cfg.min_exit_threshold, **control)
-        src = _Source(wid, arr, controller, next_admit=arr.start)
+        src = _Source(wid, arr, controller, gate=core.RateGate(arr.start))
         self.sources[wid] = src
         self.at(arr.start, self._on_frame, wid)
         inc = self.workers[wid].incarnation
         self._every(cfg.control_period, self._control, wid, inc, cfg.control_period)
-        self._every(OVERDUE_PERIOD, self._overdue, wid, inc, OVERDUE_PERIOD)
+        self._every(core.OVERDUE_PERIOD, self._overdue, wid, inc, core.OVERDUE_PERIOD)
 
     def _frame_seconds(self, cfg: WorkerConfig) -> float:
         if self.params.frame_seconds is not None:
@@ -448,10 +456,9 @@ class Simulator:
             return
         if isinstance(src.controller, core.RateController):
             src.controller.on_frame()
-            if self.now < src.next_admit:
+            if not src.gate.admit(self.now, src.controller.mu):  # Alg. 3: one frame per mu
                 src.frames.refuse()
                 return
-            src.next_admit = max(src.next_admit + src.controller.mu, self.now)
         if not self._has_room(w):
             src.shed += 1
             src.frames.refuse()

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mdi_exit_ros.core.exit_policy import should_exit
+
 FORMAT = "mdi-exit-per-image/1"  # the first-line tag of `mdi-exit eval --per-image`
 
 
@@ -78,12 +80,12 @@ class ExitTable:
                                    "num_exits": num_exits})
 
     def exit_fraction(self, thresholds: tuple[float, ...]) -> list[float]:
-        """Share of images that leave at each exit under Alg. 1 line 5 (conf > T_e^k)."""
+        """Share of images that leave at each exit under Alg. 1 line 5 (`core.should_exit`)."""
         k = self.num_exits
         counts = [0] * k
         for row in self.confidence:
             for j in range(k):
-                if j == k - 1 or row[j] > thresholds[j]:
+                if should_exit(row[j], thresholds[j], is_last=j == k - 1):
                     counts[j] += 1
                     break
         return [c / len(self.confidence) for c in counts]
