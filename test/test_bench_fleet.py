@@ -370,3 +370,43 @@ def test_baselines_are_compared_with_mdi_exit_at_the_same_thresholds() -> None:
     assert len(lines) == 5
     assert "mesh5-data" not in bf.goals(rows)  # a baseline is no goal of MDI-Exit
     assert bf.baselines(rows[:2]) == ""
+
+
+def test_resume_measures_the_points_that_ended_and_runs_the_others(tmp_path,
+                                                                   monkeypatch) -> None:
+    """`--resume` after a stopped run: a point whose fleet ended (exit_code.txt) is measured
+    from what it left, the others are run; a stop request ends the loop before the next
+    point."""
+    scen = bf.load_scenario("quick")
+    points = scen.points[:3]
+    for i in (0, 2):
+        run_dir = bf.point_dir(tmp_path, points[i], i)
+        run_dir.mkdir(parents=True)
+        (run_dir / "exit_code.txt").write_text("0\n")
+    calls: list[tuple[str, int]] = []
+
+    def row(i: int) -> dict:
+        return {**{f: "" for f in bf.CSV_FIELDS}, "valid": True, "index": i}
+
+    def run(point, _s, _f, _o, i, _t, _timeout, _stopping):
+        calls.append(("run", i))
+        return row(i)
+
+    def measure(point, _s, _f, run_dir):
+        i = int(run_dir.name.split("_")[0]) - 1
+        calls.append(("measure", i))
+        return row(i)
+
+    monkeypatch.setattr(bf, "run_point", run)
+    monkeypatch.setattr(bf, "measure_point", measure)
+    monkeypatch.setattr(bf, "CSV_FIELDS", [*bf.CSV_FIELDS, "index"])
+    args = bf.build_parser().parse_args(["quick", "--resume"])
+    rows = bf._run_points(args, points, scen, None, tmp_path, tmp_path / "runs.csv",
+                          lambda: False)
+    assert calls == [("measure", 0), ("run", 1), ("measure", 2)]
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    calls.clear()
+    args = bf.build_parser().parse_args(["quick"])  # without --resume every point runs
+    bf._run_points(args, points, scen, None, tmp_path, tmp_path / "runs.csv",
+                   lambda: len(calls) >= 2)
+    assert calls == [("run", 0), ("run", 1)]  # stopped before the third

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -751,3 +752,18 @@ def test_a_restart_that_fails_leaves_the_robot_gone_and_the_fleet_running(
                      r"restart 1/1 failed$", text, re.M), text
     assert f"cannot load model '{model}'" in (log_dir / "robot2.log").read_text()
     _assert_all_gone(_child_pids(text))
+
+
+def test_the_exit_watchdog_ends_a_hung_exit_with_the_stacks() -> None:
+    """A process that does not exit within the watchdog's time is ended with 1, and every
+    thread's stack is on its stderr (where a node's or the fleet's log gets it)."""
+    code = ("from mdi_exit_ros import exit_watchdog; import time; exit_watchdog.arm(0.5); "
+            "time.sleep(60)")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=50)
+    assert proc.returncode == 1 and time.monotonic() - started < 50
+    err = proc.stderr.decode(errors="replace")
+    assert "Timeout (0:00:00.500000)!" in err and "most recent call first" in err, err
+    quick = subprocess.run([sys.executable, "-c", code.replace("time.sleep(60)", "pass")],
+                           capture_output=True, timeout=50)
+    assert quick.returncode == 0 and not quick.stderr  # a prompt exit is not touched

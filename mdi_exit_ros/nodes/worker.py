@@ -16,7 +16,6 @@ a tensor: inference and task encoding run on threads of their own (docs/ARCHITEC
 
 from __future__ import annotations
 
-import faulthandler
 import inspect
 import queue
 import random
@@ -36,7 +35,7 @@ from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.signals import SignalHandlerOptions
 
-from mdi_exit_ros import core, params
+from mdi_exit_ros import core, exit_watchdog, params
 from mdi_exit_ros.core import health as core_health
 from mdi_exit_ros.model.checkpoint import CheckpointError
 from mdi_exit_ros.msg import ExitResult, NeighborState, Task, TaskAck, WorkerStats
@@ -64,10 +63,6 @@ ACK_BYTES = 64  # a TaskAck's size on an emulated link (ids, flags, a short reas
 THRESHOLD_PARAMS = ("threshold_source", "exit_threshold", "exit_thresholds")
 THREAD_JOIN = 30.0  # s to wait for the inference / sender thread on cleanup and shutdown
 SIGNAL_POLL = 0.1  # s: how often the main loop looks for SIGINT / SIGTERM
-# s the process may take to exit after its shutdown transition released everything (DDS
-# teardown, interpreter exit); past it every thread's stack goes to stderr (the robot's log)
-# and the process exits with 1: once, a released node's process stayed up for 30 s.
-EXIT_WATCHDOG = 20.0
 
 
 def to_seconds(stamp: Any) -> float:
@@ -822,7 +817,7 @@ def run_node(node_class: type[WorkerNode], argv: list[str] | None = None) -> int
             executor.spin_once(timeout_sec=SIGNAL_POLL)
         node.get_logger().info("signal received: shutting down")
         node.shut_down()
-        faulthandler.dump_traceback_later(EXIT_WATCHDOG, exit=True)
+        exit_watchdog.arm()  # released: only the DDS teardown and the exit are left
     except ExternalShutdownException:  # the context was shut down from elsewhere
         node.active = False
         node._stop_inference()

@@ -906,6 +906,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run nothing: measure the records a run left in --out again (after "
                         "a change of the window or validity rules) and rewrite its CSV, "
                         "tables and plots")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run in --out that stopped (same scenario and filters): "
+                        "a point whose fleet ended (runs/*/exit_code.txt) is measured again, "
+                        "not run; delete a point's folder to run it again")
     p.add_argument("--point-timeout", type=float, default=300.0,
                    help="seconds after which a point's fleet is stopped")
     return p
@@ -960,12 +964,12 @@ def main(argv: list[str]) -> int:
             "service_times": service, "model": model, "dataset": dataset, "note": note,
             "warmup": scenario.warmup, "measure": scenario.measure,
             "command": "mdi-exit bench " + " ".join(argv)}
-    if a.reanalyze:
+    if a.reanalyze or a.resume:
         try:
             meta["command"] = json.loads((out_dir / "meta.json").read_text())["command"]
         except (OSError, ValueError, KeyError):
-            pass
-        meta["reanalyzed"] = "mdi-exit bench " + " ".join(argv)
+            pass  # a run that stopped before it wrote meta.json: this command stands
+        meta["reanalyzed" if a.reanalyze else "resumed"] = "mdi-exit bench " + " ".join(argv)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     tables = markdown_tables(rows)
     (out_dir / "results.md").write_text(
@@ -999,7 +1003,8 @@ def _run_points(a: argparse.Namespace, points: Sequence[Point], scenario: Scenar
         for i, p in enumerate(points):
             if stopping():
                 break
-            if a.reanalyze:
+            ended = (point_dir(out_dir, p, i) / "exit_code.txt").exists()
+            if a.reanalyze or (a.resume and ended):
                 row = measure_point(p, scenario, facts, point_dir(out_dir, p, i))
             else:
                 row = run_point(p, scenario, facts, out_dir, i, len(points), a.point_timeout,

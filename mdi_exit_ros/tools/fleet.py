@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mdi_exit_ros import exit_watchdog
 from mdi_exit_ros.data.registry import add_data_dir_argument, apply_data_dir
 from mdi_exit_ros.tools import fleet_spec
 from mdi_exit_ros.tools.fleet_spec import NodeSpec, Override
@@ -563,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         code, reason = EXIT_FAILED, str(exc)
     finally:
         problems = fleet.close()
+        exit_watchdog.arm()  # every child has ended: only our own teardown is left
         if fleet.node is not None:
             fleet.node.destroy_node()
         rclpy.try_shutdown()
