@@ -315,6 +315,12 @@ def test_bounds_of_a_point_and_the_ratio() -> None:
     assert b["achieved_over_bound"] == pytest.approx(0.8)
     assert bf.bounds(point, {"exit_distribution": []}, [0.1], [1], 1, 5, 4, 1e6)["bound"] \
         is None
+    slow = Point("poisson", parse_policy("mesh5"), CHECKPOINT, 2.0)  # a camera below capacity
+    b = bf.bounds(slow, {"exit_distribution": [0.5, 0.25, 0.25], "answered_rate": 1.9},
+                  [0.1, 0.2, 0.4], [10_000, 5_000], 3_000, robots=5, source_links=4,
+                  link_bandwidth=1e6)
+    assert b["compute_bound"] == pytest.approx(10.0) and b["bound"] == pytest.approx(2.0)
+    assert b["achieved_over_bound"] == pytest.approx(0.95)
 
 
 def test_rows_become_tables() -> None:

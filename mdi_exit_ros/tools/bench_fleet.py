@@ -544,7 +544,10 @@ def network_bound(exit_distribution: Sequence[float], cut_bytes: Sequence[int],
 def bounds(point: Point, metrics: Mapping[str, Any], service_times: Sequence[float],
            cut_bytes: Sequence[int], input_bytes: int, robots: int, source_links: int,
            link_bandwidth: float) -> dict[str, Any]:
-    """The point's compute and network bounds and achieved / bound (the answered rate)."""
+    """The point's compute and network bounds and achieved / bound (the answered rate).
+
+    The bound is the lowest of the two and of the offered rate: a camera at 2 frames/s
+    cannot be answered faster, however large the fleet (Poisson points below capacity)."""
     dist = metrics.get("exit_distribution") or []
     if not dist or sum(dist) <= 0:
         return {"compute_bound": None, "network_bound": None, "bound": None,
@@ -559,7 +562,7 @@ def bounds(point: Point, metrics: Mapping[str, Any], service_times: Sequence[flo
     else:
         c = compute_bound(service_times, dist, [1.0] * robots, pin)
         n = network_bound(dist, cut_bytes, input_bytes, source_links, link_bandwidth, pin)
-    b = min(c, n)
+    b = min(c, n, point.rate)
     achieved = metrics.get("answered_rate")
     return {"compute_bound": c, "network_bound": n, "bound": b,
             "achieved_over_bound": achieved / b if achieved is not None and b > 0 else None}
@@ -714,7 +717,9 @@ def plot(rows: Iterable[Mapping[str, Any]], out_dir: Path, title: str) -> list[P
         if not mine:
             continue
         fig, (acc, lat) = plt.subplots(1, 2, figsize=(11, 4.2))
-        for policy in dict.fromkeys(r["policy"] for r in mine):
+        policies = list(dict.fromkeys(r["policy"] for r in mine))
+        colours = plt.get_cmap("tab20").colors  # 20 distinct: the full profile has 16 policies
+        for i, policy in enumerate(policies):
             pts = sorted(((_num(r[xkey]), _num(r["accuracy"]), _num(r["latency_p50"]),
                            _num(r["latency_p95"])) for r in mine if r["policy"] == policy),
                          key=lambda p: p[0] or 0)
@@ -722,7 +727,8 @@ def plot(rows: Iterable[Mapping[str, Any]], out_dir: Path, title: str) -> list[P
             if not pts:
                 continue
             xs = [p[0] for p in pts]
-            line, = acc.plot(xs, [100 * p[1] for p in pts], "o-", label=policy)
+            line, = acc.plot(xs, [100 * p[1] for p in pts], "o-", label=policy,
+                             color=colours[i % len(colours)])
             lat.plot(xs, [p[2] for p in pts], "o-", color=line.get_color(), label=policy)
             lat.plot(xs, [p[3] for p in pts], "x:", color=line.get_color())
         acc.set_xlabel(xlabel)
