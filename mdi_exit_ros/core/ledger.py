@@ -176,6 +176,11 @@ class OffloadLedger:
             del self._entries[entry.key]
         return sorted(late, key=lambda e: (e.sent_at, e.key))
 
+    def next_deadline(self) -> float:
+        """The earliest ack deadline (inf when nothing is in flight): :meth:`expired`
+        returns nothing before then."""
+        return min((e.deadline for e in self._entries.values()), default=math.inf)
+
     def receiver_dead(self, receiver: str) -> list[InFlight]:
         """Remove and return every entry sent to a neighbour that was declared dead."""
         gone = [e for e in self._entries.values() if e.receiver == receiver]

@@ -180,6 +180,13 @@ class NeighborTable:
             del self._states[worker]
         return dead
 
+    def next_expiry(self) -> float:
+        """When the first lease runs out if no report comes first (inf with no neighbour):
+        :meth:`expire` removes nobody before then."""
+        if not self._states:
+            return math.inf
+        return min(s.received_at for s in self._states.values()) + self.lease
+
     def remove(self, worker: str) -> bool:
         """Forget a neighbour now (e.g. it announced it is shutting down)."""
         return self._states.pop(worker, None) is not None

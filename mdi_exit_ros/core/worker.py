@@ -19,6 +19,7 @@ where a task may run twice; the source's FrameLedger keeps the first result then
 from __future__ import annotations
 
 import enum
+import math
 import random
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -248,6 +249,9 @@ class WorkerCore:
         self._origin: OrderedDict[tuple[str, int], tuple[str, TaskKey, int]] = OrderedDict()
         self._done: list[tuple[str, TaskKey, int]] = []
         self.custody_timeout = DEFAULT_CUSTODY_TIMEOUT
+        # source -> the T_e^k every task of it held here carries (set by ``restamp``, dropped
+        # when a task of it arrives with others): a report repeating them needs no walk
+        self._stamped: dict[str, tuple[float, ...]] = {}
         self._seq = 0
         self._c = _Counters()
         self.last_decisions: tuple[OffloadDecision, ...] = ()  # last Alg. 2 evaluation
@@ -292,7 +296,16 @@ class WorkerCore:
             if task.source == source and task.exit_thresholds != thresholds:
                 task.exit_thresholds = thresholds
                 changed += 1
+        self._stamped[source] = thresholds.values
         return changed
+
+    def _note_stamp(self, task: Task) -> None:
+        """A task entered: if it carries other thresholds than its source's held tasks, the
+        next report of that source must walk them again (see ``on_neighbor_state``)."""
+        stamped = self._stamped.get(task.source)
+        if stamped is not None and (task.exit_thresholds is None
+                                    or task.exit_thresholds.values != stamped):
+            del self._stamped[task.source]
 
     def _held_tasks(self) -> Iterable[Task]:
         yield from self.input
@@ -362,6 +375,7 @@ class WorkerCore:
             return Receipt(SubmitStatus.REFUSED, reason, self._c.accepted_total)
         self._refused.pop(dkey, None)
         self._seen.add(dkey)
+        self._note_stamp(task)
         admitted_here = task.hops == 0 and sender is None and task.source == self.worker_id
         if admitted_here and self._first_placement(task) is Placement.OUTPUT:
             self.output.append(task)  # Alg. 2 may offload it (first-task offloading)
@@ -418,6 +432,7 @@ class WorkerCore:
         self.ledger.cancel(task.key)
         self.table.note_returned(mine.receiver)
         self._seen.add(task.key)
+        self._note_stamp(task)
         self.input.append(task)
         self._c.circled_back += 1
         self._c.accepted_total += 1
@@ -669,10 +684,13 @@ class WorkerCore:
         """Store a neighbour's report (False if ignored as old or our own).
 
         A report carries its sender's thresholds, which for a source are the ones it
-        stamps on its frames: tasks of that source held here take them (``restamp``).
+        stamps on its frames: tasks of that source held here take them (``restamp``). The
+        walk over the held tasks is skipped when they carry these thresholds already (the
+        last restamp gave them these, and no task of that source arrived with others since).
         """
         fresh = self.table.update(report, now)
-        if fresh and report.model_id == self.model_id and report.exit_thresholds:
+        if fresh and report.model_id == self.model_id and report.exit_thresholds \
+                and self._stamped.get(report.worker) != report.exit_thresholds:
             try:
                 self.restamp(report.worker, ExitThresholds.of(report.exit_thresholds))
             except ValueError:
@@ -761,6 +779,32 @@ class WorkerCore:
                 give_up.append(entry)
         self._take_back(give_up)
         return resends
+
+    def next_deadline(self, now: float) -> float:
+        """When ``tick`` or ``offload_pass`` can next change anything, if nothing else is
+        called before: ``now`` when ``offload_pass`` may act at once (see ``may_offload``)
+        or done notices wait in ``take_done``; else the first lease end, ack deadline or
+        custody expiry (inf if none). Until then both are no-ops, so a caller with a
+        periodic tick (the simulator) may skip the ticks before it: the ticks it keeps are
+        exactly those that act."""
+        if self._done or self.may_offload(now):
+            return now
+        custody = math.inf
+        if self._custody:
+            custody = next(iter(self._custody.values()))[1] + self.custody_timeout
+        return min(self.table.next_expiry(), self.ledger.next_deadline(), custody)
+
+    def may_offload(self, now: float) -> bool:
+        """Whether ``offload_pass(now)`` could do anything: move a task (no idle waiting),
+        dispatch it (baselines), or find a neighbour to which Alg. 2 could send the head
+        (lines 2 and 4 need O_n > I_m). False means the pass sends, moves and draws nothing,
+        whatever the link delays and neighbours' Gamma_m."""
+        if not self.output:
+            return False
+        if not self.input or self.distribution is not Distribution.MDI:
+            return True
+        o_n = len(self.output)
+        return any(o_n > s.effective_input_queue for s in self.table.eligible(now))
 
     def _take_back(self, entries: list[InFlight]) -> list[Task]:
         """Requeue at the head of I_n, oldest first, with attempt + 1.
