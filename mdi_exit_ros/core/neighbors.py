@@ -155,8 +155,8 @@ class NeighborTable:
         if report.seq <= state.report.seq:
             return False
         state.report, state.received_at = report, now
-        kept = deque(a for a in state.pending if not self._reflected(a, report, now))
-        state.pending = kept
+        if state.pending:
+            state.pending = deque(a for a in state.pending if not self._reflected(a, report, now))
         return True
 
     def _reflected(self, ack: _PendingAck, report: NeighborReport, now: float) -> bool:
@@ -211,6 +211,17 @@ class NeighborTable:
         names = self._states if self._allowed is None else \
             [w for w in self._allowed if w in self._states]
         return [self._states[w] for w in sorted(names) if self.is_eligible(w, now)]
+
+    def min_effective_input_queue(self, now: float) -> float:
+        """The smallest effective ``I_m`` over the neighbours :meth:`eligible` would return
+        (inf if none): Alg. 2 can send a head to nobody while ``O_n`` is not above it."""
+        names = self._states if self._allowed is None else self._allowed
+        best = math.inf
+        for w in names:
+            state = self._states.get(w)
+            if state is not None and self.is_eligible(w, now):
+                best = min(best, state.effective_input_queue)
+        return best
 
     def get(self, worker: str) -> NeighborState | None:
         """The record of one neighbour, if known."""

@@ -254,7 +254,8 @@ class WorkerCore:
         self._stamped: dict[str, tuple[float, ...]] = {}
         self._seq = 0
         self._c = _Counters()
-        self.last_decisions: tuple[OffloadDecision, ...] = ()  # last Alg. 2 evaluation
+        # the last Alg. 2 evaluation: () after a pass that had no neighbour to try
+        self.last_decisions: tuple[OffloadDecision, ...] = ()
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -546,12 +547,20 @@ class WorkerCore:
 
         No idle waiting (the paper is silent): if I_n is then empty while O_n is not, the
         head of O_n moves to I_n so local compute never idles next to queued work.
+
+        A pass that cannot act (``may_offload`` is False: no eligible neighbour has
+        I_m < O_n, so Alg. 2 keeps the head whatever the delays, and draws nothing) returns
+        at once, with ``last_decisions`` empty: it runs after every event, mostly so.
         """
         if self.distribution is Distribution.DATA:
             return self._dispatch_pass(now)
         if self.distribution is Distribution.PIPELINE:
             return self._pipeline_pass(now)
         sends: list[tuple[str, Task]] = []
+        if not self.may_offload(now):
+            if self.output:
+                self.last_decisions = ()
+            return sends
         while self.output:  # Alg. 2, line 1
             head = self.output[0]
             views = self.neighbor_views(head.size_bytes, now)
@@ -803,8 +812,7 @@ class WorkerCore:
             return False
         if not self.input or self.distribution is not Distribution.MDI:
             return True
-        o_n = len(self.output)
-        return any(o_n > s.effective_input_queue for s in self.table.eligible(now))
+        return len(self.output) > self.table.min_effective_input_queue(now)
 
     def _take_back(self, entries: list[InFlight]) -> list[Task]:
         """Requeue at the head of I_n, oldest first, with attempt + 1.

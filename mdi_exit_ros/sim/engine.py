@@ -331,12 +331,24 @@ class Simulator:
         report = w.core.report(self.now)
         to = self.workers if (w.wid in self.sources and self.params.source_reports == "all") \
             else self._in_neighbors(w.wid)
+        loss = self.params.report_loss
+        down = self._link_down
+        receivers = []
         for m in to:
-            if m == w.wid or self._down(w.wid, m):
+            if m == w.wid or (down and self._down(w.wid, m)):
                 continue
-            if self.params.report_loss and self.rng.random() < self.params.report_loss:
+            if loss and self.rng.random() < loss:
                 continue
-            self.at(self.now + self.params.report_latency, self._on_report, m, report)
+            receivers.append(m)
+        if receivers:
+            # one event delivers them all: they would run back to back anyway (same time,
+            # consecutive sequence numbers); each still counts as an event
+            self.at(self.now + self.params.report_latency, self._on_reports, receivers, report)
+
+    def _on_reports(self, receivers: list[str], report: core.NeighborReport) -> None:
+        self.events += len(receivers) - 1
+        for m in receivers:
+            self._on_report(m, report)
 
     def _in_neighbors(self, wid: str) -> list[str]:
         cache = self._in_cache
