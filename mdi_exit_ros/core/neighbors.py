@@ -215,12 +215,17 @@ class NeighborTable:
     def min_effective_input_queue(self, now: float) -> float:
         """The smallest effective ``I_m`` over the neighbours :meth:`eligible` would return
         (inf if none): Alg. 2 can send a head to nobody while ``O_n`` is not above it."""
-        names = self._states if self._allowed is None else self._allowed
+        states, allowed = self._states, self._allowed
         best = math.inf
-        for w in names:
-            state = self._states.get(w)
-            if state is not None and self.is_eligible(w, now):
-                best = min(best, state.effective_input_queue)
+        for w in states if allowed is None else allowed:
+            s = states.get(w)
+            if s is None or now - s.received_at > self.lease:  # not known or not alive
+                continue
+            r = s.report
+            if r.model_id == self.model_id and r.lifecycle_state == ACTIVE:  # is_eligible
+                q = r.input_queue + s.unacked + len(s.pending)  # effective_input_queue
+                if q < best:
+                    best = q
         return best
 
     def get(self, worker: str) -> NeighborState | None:

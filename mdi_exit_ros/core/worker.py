@@ -517,23 +517,24 @@ class WorkerCore:
 
     def neighbor_views(self, size_bytes: int, now: float) -> list[NeighborView]:
         """Alg. 2 inputs for every eligible neighbour, for a payload of ``size_bytes``."""
-        return [
-            NeighborView(
+        views = []
+        for s in self.table.eligible(now):
+            link = self.link(s.worker)
+            views.append(NeighborView(
                 s.worker,
                 s.effective_input_queue,  # reported I_m + in flight
                 s.report.compute_delay,  # Gamma_m
-                self.link(s.worker).delay(size_bytes, now),  # D_nm
-                probe=self._probe(s.worker, now),
-            )
-            for s in self.table.eligible(now)
-        ]
+                link.delay(size_bytes, now),  # D_nm
+                probe=self._probe(s.worker, now, link),
+            ))
+        return views
 
-    def _probe(self, neighbor: str, now: float) -> bool:
+    def _probe(self, neighbor: str, now: float, link: LinkDelayEstimator | None = None) -> bool:
         """Its link delay is unmeasured lately and we sent it nothing for as long: the next
         offload Alg. 2 allows should measure it (OffloadSelector tries it first). At most
         one probe per ``stale_after`` seconds, so a slow link is not flooded with probes
         while the first one's ack is on its way."""
-        link = self.link(neighbor)
+        link = link or self.link(neighbor)
         sent = self._last_sent.get(neighbor)
         return link.is_stale(now) and (sent is None or now - sent > link.stale_after)
 
@@ -885,6 +886,8 @@ class WorkerCore:
         ids = set(data_ids)
         removed = 0
         for queue in (self.input, self.output):
+            if not any(t.key[0] == source and t.key[1] in ids for t in queue):
+                continue  # the usual case (the frame exited): nothing of it queued here
             keep = [t for t in queue if not (t.source == source and t.data_id in ids)]
             gone = [t for t in queue if t.source == source and t.data_id in ids]
             if gone:

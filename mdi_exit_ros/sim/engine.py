@@ -236,7 +236,7 @@ class Simulator:
 
     def settled(self) -> bool:
         """No admitted frame is waiting for its answer."""
-        return all(not s.frames.counters()["pending"] for s in self.sources.values())
+        return all(not s.frames.pending_count() for s in self.sources.values())
 
     def _every(self, period: float, fn: Callable[..., None], wid: str, inc: int,
                phase: float) -> None:
@@ -284,6 +284,8 @@ class Simulator:
         harmless: a tick that cannot act is a no-op."""
         if not self.params.skip_idle_ticks or not w.alive:
             return
+        if w.tick_at < self.now + 0.99 * self.params.tick_period:
+            return  # the next grid tick is queued: none can come earlier
         if not w.busy and w.core.input:
             due = self.now  # the tick's _kick would start a task
         else:
@@ -435,7 +437,7 @@ class Simulator:
 
     def _over_link(self, a: str, b: str, size: int, fn: Callable[..., None], *args: Any) -> None:
         """nodes/links.py: FIFO per directed link, size / bandwidth, then the delay."""
-        if self._down(a, b):
+        if self._link_down and self._down(a, b):
             return  # lost: the ack timeout / lease takes care of it
         cfg = self.configs[a]
         start = max(self.now, self._link_free.get((a, b), self.now))
