@@ -86,7 +86,10 @@ class ComputeDelayEstimator:
             raise ValueError(f"compute seconds must be finite and >= 0, got {seconds}")
         self._overall.update(seconds)
         if task_index is not None:
-            self._per_task.setdefault(task_index, Ewma(self._weight)).update(seconds)
+            ewma = self._per_task.get(task_index)
+            if ewma is None:
+                ewma = self._per_task[task_index] = Ewma(self._weight)
+            ewma.update(seconds)
 
     def gamma(self, task_index: int | None = None) -> float:
         """Gamma_n overall, or for one task index when given (with fallbacks)."""

@@ -126,12 +126,14 @@ class NeighborTable:
         self._allowed: frozenset[str] | None = None
         self.set_allowed(allowed)
         self._states: dict[str, NeighborState] = {}
+        self._oldest: float | None = None  # min received_at of the states (None: unknown)
 
     # -- reports and liveness -------------------------------------------------------------
 
     def set_allowed(self, allowed: Iterable[str] | None) -> None:
         """One-hop constraint from the topology; None = any discovered neighbour."""
         self._allowed = None if allowed is None else frozenset(allowed)
+        self._allowed_sorted = () if self._allowed is None else tuple(sorted(self._allowed))
 
     @property
     def allowed(self) -> frozenset[str] | None:
@@ -151,9 +153,15 @@ class NeighborTable:
         state = self._states.get(report.worker)
         if state is None:
             self._states[report.worker] = NeighborState(report, now)
+            if self._oldest is not None:
+                self._oldest = min(self._oldest, now)
             return True
         if report.seq <= state.report.seq:
             return False
+        if state.received_at == self._oldest:
+            self._oldest = None  # it may have been the oldest: look again when asked
+        elif self._oldest is not None:
+            self._oldest = min(self._oldest, now)
         state.report, state.received_at = report, now
         if state.pending:
             state.pending = deque(a for a in state.pending if not self._reflected(a, report, now))
@@ -178,6 +186,8 @@ class NeighborTable:
         dead = sorted(w for w in self._states if not self.is_alive(w, now))
         for worker in dead:
             del self._states[worker]
+        if dead:
+            self._oldest = None
         return dead
 
     def next_expiry(self) -> float:
@@ -185,10 +195,13 @@ class NeighborTable:
         :meth:`expire` removes nobody before then."""
         if not self._states:
             return math.inf
-        return min(s.received_at for s in self._states.values()) + self.lease
+        if self._oldest is None:
+            self._oldest = min(s.received_at for s in self._states.values())
+        return self._oldest + self.lease
 
     def remove(self, worker: str) -> bool:
         """Forget a neighbour now (e.g. it announced it is shutting down)."""
+        self._oldest = None
         return self._states.pop(worker, None) is not None
 
     def is_eligible(self, worker: str, now: float) -> bool:
@@ -208,9 +221,10 @@ class NeighborTable:
         With a one-hop set only its members are looked at: a fleet-wide state topic fills the
         table with every robot's reports, and Alg. 2 asks this on every offload decision.
         """
-        names = self._states if self._allowed is None else \
-            [w for w in self._allowed if w in self._states]
-        return [self._states[w] for w in sorted(names) if self.is_eligible(w, now)]
+        states = self._states
+        names = sorted(states) if self._allowed is None else \
+            [w for w in self._allowed_sorted if w in states]
+        return [states[w] for w in names if self.is_eligible(w, now)]
 
     def min_effective_input_queue(self, now: float) -> float:
         """The smallest effective ``I_m`` over the neighbours :meth:`eligible` would return
