@@ -324,3 +324,34 @@ def test_offload_ledger_next_deadline_and_frame_ledger_pending_count() -> None:
     frames.admit(2, 0.0)
     frames.result(1, 1.0)
     assert frames.pending_count() == 1 == len(frames.pending())
+
+
+def test_min_effective_input_queue_follows_every_change_and_lease() -> None:
+    """Kept between calls, yet equal to a fresh computation after any change or lease end."""
+    table = NeighborTable("n", "m", lease=1.0, allowed=["a", "b"])
+    table.update(NeighborReport("a", 3, 0, 0.1, "m", seq=1), 0.0)
+    table.update(NeighborReport("b", 5, 0, 0.1, "m", seq=1), 0.5)
+    assert table.min_effective_input_queue(0.6) == 3
+    table.note_sent("a", 0.6)
+    table.note_sent("a", 0.6)
+    table.note_sent("a", 0.6)  # a: 3 + 3 in flight = 6 > b's 5
+    assert table.min_effective_input_queue(0.7) == 5
+    table.note_returned("a")
+    table.note_returned("a")  # a: 3 + 1 = 4
+    assert table.min_effective_input_queue(0.7) == 4
+    table.note_acked("a", 0.8, None)  # still in flight until a report reflects it
+    assert table.min_effective_input_queue(0.8) == 4
+    table.update(NeighborReport("a", 7, 0, 0.1, "m", seq=2), 0.9)  # reflects the ack
+    assert table.min_effective_input_queue(0.9) == 5  # b
+    assert table.min_effective_input_queue(1.5) == 5  # b (heard at 0.5) alive for 1 s
+    assert table.min_effective_input_queue(1.51) == 7  # b's lease ended: only a
+    assert table.min_effective_input_queue(1.91) == math.inf  # a's too
+    table.update(NeighborReport("b", 2, 0, 0.1, "m", seq=2), 3.0)
+    assert table.min_effective_input_queue(3.0) == 2
+    table.remove("b")
+    assert table.min_effective_input_queue(3.0) == math.inf
+    table.set_allowed(["a", "c"])
+    table.update(NeighborReport("c", 1, 0, 0.1, "m", seq=1), 3.1)
+    assert table.min_effective_input_queue(3.1) == 1
+    table.set_allowed(["a"])
+    assert table.min_effective_input_queue(3.1) == math.inf  # c is not one hop now

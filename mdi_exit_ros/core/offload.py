@@ -129,8 +129,12 @@ class OffloadSelector:
         names = sorted(v.worker for v in neighbors)
         rank = {name: i for i, name in enumerate(names)}
         n = max(len(names), 1)
-        return sorted(neighbors, key=lambda v: (not v.probe, v.expected_delay,
-                                                (rank[v.worker] - self._rr) % n))
+        rr = self._rr
+        # (probe last, D_nm + I_m Gamma_m as expected_delay, rotated rank, position): the
+        # position keeps equal keys in their order, as a stable sort by the first three does
+        keys = sorted((not v.probe, v.link_delay + v.input_queue * v.compute_delay,
+                       (rank[v.worker] - rr) % n, i) for i, v in enumerate(neighbors))
+        return [neighbors[k[3]] for k in keys]
 
     def best(self, neighbors: Sequence[NeighborView]) -> NeighborView | None:
         """The first neighbour in :meth:`order` without applying Alg. 2 (for evacuation)."""

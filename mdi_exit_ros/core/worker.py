@@ -519,13 +519,14 @@ class WorkerCore:
         """Alg. 2 inputs for every eligible neighbour, for a payload of ``size_bytes``."""
         views = []
         for s in self.table.eligible(now):
-            link = self.link(s.worker)
+            r = s.report
+            link = self.link(r.worker)
             views.append(NeighborView(
-                s.worker,
-                s.effective_input_queue,  # reported I_m + in flight
-                s.report.compute_delay,  # Gamma_m
+                r.worker,
+                r.input_queue + (s.unacked + len(s.pending)),  # effective I_m: + in flight
+                r.compute_delay,  # Gamma_m
                 link.delay(size_bytes, now),  # D_nm
-                probe=self._probe(s.worker, now, link),
+                probe=self._probe(r.worker, now, link),
             ))
         return views
 
