@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class RandomSource(Protocol):
@@ -30,9 +30,9 @@ class OffloadBranch(enum.Enum):
     KEEP = "keep"  # neither: O_n <= I_m
 
 
-@dataclass(frozen=True)
-class OffloadDecision:
-    """Outcome of Alg. 2 for one neighbour, with the numbers it was based on."""
+class OffloadDecision(NamedTuple):
+    """Outcome of Alg. 2 for one neighbour, with the numbers it was based on (immutable; a
+    NamedTuple because Alg. 2 builds one per neighbour tried on every decision)."""
 
     neighbor: str
     branch: OffloadBranch
@@ -80,9 +80,9 @@ def offload_rule(
     return OffloadDecision(neighbor, OffloadBranch.KEEP, False, 0.0, local, remote)
 
 
-@dataclass(frozen=True)
-class NeighborView:
-    """What Alg. 2 needs to know about one eligible neighbour m right now."""
+class NeighborView(NamedTuple):
+    """What Alg. 2 needs to know about one eligible neighbour m right now (immutable; a
+    NamedTuple: one per eligible neighbour on every decision)."""
 
     worker: str
     input_queue: float  # effective I_m: reported + in flight
