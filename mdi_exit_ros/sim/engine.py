@@ -314,6 +314,8 @@ class Simulator:
                                  (w.wid, w.incarnation, w.tick_token)))
 
     def _grid_tick(self, wid: str, inc: int, token: int) -> None:
+        """A queued grid tick (``_retick``): the nodes' tick if it can act, else a look at
+        the (moved) deadline and the next tick queued."""
         w = self._live(wid, inc)
         if w is None or token != w.tick_token or self.now > self._stop_at:
             self.events -= 1  # superseded by an earlier tick (or the worker is gone)
