@@ -121,6 +121,17 @@ def test_skipping_idle_ticks_changes_nothing_but_the_event_count(first: bool) ->
     assert m_skipped["events"] < 0.9 * m_every["events"]  # the idle ticks did not run
 
 
+def test_a_run_in_two_calls_is_the_same_run() -> None:
+    """Sim.run may be called again with a later end: ticks queued past the first end wait."""
+    data = scenario(duration=20.0, warmup=2.0, measure=15.0,
+                    topology={"kind": "grid", "rows": 2, "cols": 3, "sources": 2})
+    once, m_once = run(data)
+    twice, facts = build(data)
+    twice.run(7.0)
+    twice.run(facts["duration"], facts["drain"])
+    assert _trace(once) == _trace(twice) and m_once == metrics(twice, facts)
+
+
 def test_a_source_cannot_leave() -> None:
     with pytest.raises(SimScenarioError, match="source"):
         build(scenario(churn=[{"at": 1.0, "leave": "w1"}]))

@@ -299,9 +299,6 @@ class Simulator:
             prev, nxt = nxt, nxt + period
         w.grid_prev, w.grid_next = prev, nxt
         due -= 1e-9  # deadlines compare as now - since > lease: do not miss one by rounding
-        if due > self._stop_at:
-            w.tick_at = math.inf  # (a queued tick, if any, will find nothing to do)
-            return
         steps = 0
         while nxt < due and steps < 100:  # at most 5 s ahead: then a tick to look again
             prev, nxt = nxt, nxt + period
