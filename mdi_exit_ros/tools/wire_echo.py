@@ -112,12 +112,13 @@ def receive(kind: str, count: int, timeout: float, report_each: bool = True) -> 
     try:
         while len(got) < count and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.05)
+        # the result before the DDS teardown, which hung once (docs/TESTING.md)
+        span = got[-1] - got[0] if len(got) > 1 else 0.0
+        print(json.dumps({"summary": {"received": len(got), "span_s": span,
+                                      "bytes": sum(sizes)}}), flush=True)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    span = got[-1] - got[0] if len(got) > 1 else 0.0
-    print(json.dumps({"summary": {"received": len(got), "span_s": span,
-                                  "bytes": sum(sizes)}}), flush=True)
     return 0 if len(got) >= count else 1
 
 
