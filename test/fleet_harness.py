@@ -8,6 +8,8 @@ lifecycle and parameter services. Every wait is bounded and every process is end
 from __future__ import annotations
 
 import array
+import os
+import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import rclpy
 import rclpy.time
+import yaml
 from lifecycle_msgs.msg import Transition
 from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
@@ -304,3 +307,15 @@ class Driver:
     def close(self) -> None:
         self.executor.remove_node(self.node)
         self.node.destroy_node()
+
+
+def spawn_bench(scenario: dict[str, Any], tmp_path: Path) -> tuple[Any, Path]:
+    """`mdi-exit bench` on `scenario` (written as YAML under `tmp_path`) in a process of its
+    own, stdout and stderr piped; returns it and its --out folder."""
+    path = tmp_path / f"{scenario['name']}.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    out = tmp_path / "bench"
+    proc = spawn_module("mdi_exit_ros.tools.bench", [str(path), "--out", str(out)],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, out

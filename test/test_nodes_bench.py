@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from fleet_harness import ADMIT_EVERY_FRAME, Driver, Robot, frames, make_checkpoint
+from fleet_harness import ADMIT_EVERY_FRAME, Driver, Robot, frames, make_checkpoint, spawn_bench
 
 from mdi_exit_ros.tools.fleet_summary import STATS_FIELDS
 from mdi_exit_ros.tools.procs import spawn_module, stop_all
@@ -151,12 +150,7 @@ def test_a_stopped_bench_stops_its_fleet_and_keeps_what_it_measured(tmp_path) ->
         "warmup": 60.0, "measure": 120.0, "seed": 1,
         "fixed": {"offered_rate": 5.0, "thresholds": [1.0], "policies": ["local"]},
     }
-    path = tmp_path / "stopcheck.yaml"
-    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
-    out = tmp_path / "bench"
-    bench = spawn_module("mdi_exit_ros.tools.bench", [str(path), "--out", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    bench, out = spawn_bench(scenario, tmp_path)
     try:
         deadline = time.monotonic() + 120.0
         active = False

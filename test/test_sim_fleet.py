@@ -18,13 +18,11 @@ with the fleet. docs/SIMULATION.md has the numbers of the runs this was set from
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 
 import pytest
-import yaml
+from fleet_harness import spawn_bench
 
-from mdi_exit_ros.tools.procs import spawn_module, stop_all
+from mdi_exit_ros.tools.procs import stop_all
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TOLERANCE = 0.25
@@ -47,12 +45,8 @@ def test_the_simulator_and_a_real_3_node_fleet_agree_on_the_admitted_rate(tmp_pa
 
     if not dataset_available("fmnist"):
         pytest.skip("Fashion-MNIST is not on this machine (make data)")
-    path = tmp_path / "simcheck.yaml"
-    path.write_text(yaml.safe_dump(SCENARIO, sort_keys=False))
-    out = tmp_path / "bench"
-    proc = spawn_module("mdi_exit_ros.tools.bench", [str(path), "--out", str(out)],
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc, out = spawn_bench(SCENARIO, tmp_path)
+    path = out.parent / "simcheck.yaml"
     try:
         text, _ = proc.communicate(timeout=400)
     finally:
