@@ -355,6 +355,8 @@ def test_goals_compare_with_local_no_ee_of_the_same_run() -> None:
     assert lines[3] == "| mesh5-first | 1.0 | 5.00x | >= 6x: missed | +0.0 | 70% | missed |"
     assert lines[4] == "| mesh5-noee | 1.0 | 2.50x | - | +0.0 | 99% | met |"
     assert len(lines) == 5  # local rows are the baseline, not goals
+    alone = bf.goals([row("mesh5", 7.0, 0.895, 0.9)]).splitlines()  # no baseline measured
+    assert alone[2] == "| mesh5 | 1.0 | - | >= 3x: no Local no-EE point | - | 90% | met |"
 
 
 def test_baselines_are_compared_with_mdi_exit_at_the_same_thresholds() -> None:
