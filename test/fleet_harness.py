@@ -270,6 +270,16 @@ class Driver:
             self.spin_for(1.0 / rate)
         return stamps
 
+    def publish_labels(self, source: str, stamps: list[tuple[int, int]],
+                       labels: list[int]) -> None:
+        """Publish the ground truth of frames already sent (their stamps from
+        `publish_frames`), e.g. after their results: a label may come late."""
+        for (sec, nanosec), class_id in zip(stamps, labels, strict=True):
+            label = FrameLabel(class_id=class_id)
+            label.header.frame_id = "camera"
+            label.header.stamp.sec, label.header.stamp.nanosec = sec, nanosec
+            self._label_pubs[source].publish(label)
+
     def forget(self, source: str) -> None:
         """`source` was configured again: its frame counters restart from zero, so do ours."""
         self.sent[source] = 0

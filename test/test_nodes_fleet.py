@@ -141,6 +141,26 @@ def test_every_admitted_frame_is_answered_once_as_the_model_would(fleet) -> None
         p == y for p, y in zip(preds, labels, strict=True))
 
 
+def test_a_label_that_comes_after_its_result_still_counts_in_accuracy(fleet) -> None:
+    """A fast fleet can answer a frame before its label arrives (seen in `mdi-exit fleet`:
+    275 of 409 frames scored): the source keeps the unscored answer and scores it then."""
+    driver, _, ckpt = fleet
+    pixels = frames(6, seed=2)
+    preds, _ = offline(ckpt, pixels, [1.0, 1.0, 1.0])
+    driver.set_params("robot1", exit_thresholds=[1.0, 1.0, 1.0])  # stamped on its frames
+    before = driver.wait_settled("robot1")
+    stamps = driver.publish_frames("robot1", pixels, None, RATE)  # no labels yet
+    answered = driver.wait_settled("robot1", 90.0)
+    assert answered.frames_labelled == before.frames_labelled  # nothing to score yet
+    labels = [preds[0], (preds[1] + 1) % 10, *preds[2:]]  # one answer is wrong
+    driver.publish_labels("robot1", stamps, labels)
+    assert driver.spin_until(lambda: driver.stats["robot1"].frames_labelled
+                             >= before.frames_labelled + len(pixels), 30.0), driver.describe()
+    stats = driver.stats["robot1"]
+    assert stats.frames_labelled - before.frames_labelled == len(pixels)
+    assert stats.frames_correct - before.frames_correct == len(pixels) - 1
+
+
 def _offloads(driver: Driver, worker: str) -> int:
     """Offloads sent by `worker` so far, from a report made after everything before it."""
     return sum(driver.stats_after(worker, driver.now_ns()).offloads_sent)

@@ -70,6 +70,8 @@ class SourceNode(WorkerNode):
         self.frames: core.FrameLedger | None = None
         self._inputs: dict[int, Payload] = {}  # admitted frames' task-1 input, until answered
         self._labels: OrderedDict[tuple, int] = OrderedDict()
+        # answered frames whose label had not come yet: frame key -> the class answered
+        self._unscored: OrderedDict[tuple, int] = OrderedDict()
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._counts = {"received": 0, "labelled": 0, "correct": 0, "bad": 0, "expired": 0,
                         "shed": 0, "lost_in_transport": 0}
@@ -179,6 +181,7 @@ class SourceNode(WorkerNode):
         self._counts = dict.fromkeys(self._counts, 0)
         self._camera_gaps = core.SequenceGaps()
         self._labels.clear()
+        self._unscored.clear()
         self._latencies.clear()
         self._classification = self.create_publisher(ExitResult, CLASSIFICATION,
                                                      qos.data_qos())
@@ -298,9 +301,20 @@ class SourceNode(WorkerNode):
         if len(msg.header.frame_id) > MAX_FRAME_ID:
             self.refuse(f"label with a frame_id of {len(msg.header.frame_id)} characters")
             return
-        self._labels[frame_key(msg.header)] = msg.class_id
+        key = frame_key(msg.header)
+        guess = self._unscored.pop(key, None)
+        if guess is not None:  # its result came first (a fast fleet answers before the label)
+            self._score(msg.class_id, guess)
+            return
+        self._labels[key] = msg.class_id
         while len(self._labels) > LABEL_MEMORY:
             self._labels.popitem(last=False)
+
+    def _score(self, label: int, guess: int) -> None:
+        """Accuracy counts one answered frame whose ground truth is known."""
+        if label >= 0:
+            self._counts["labelled"] += 1
+            self._counts["correct"] += int(label == guess)
 
     def _on_image(self, msg: Image, info: dict) -> None:
         self._counts["received"] += 1
@@ -468,10 +482,14 @@ class SourceNode(WorkerNode):
             if record is not None:
                 result.latency = now - record.admitted_at
                 self._latencies.append(result.latency)
-            label = self._labels.get(frame_key(result.header))
-            if label is not None and label >= 0:
-                self._counts["labelled"] += 1
-                self._counts["correct"] += int(label == result.class_id)
+            key = frame_key(result.header)
+            label = self._labels.pop(key, None)
+            if label is not None:
+                self._score(label, result.class_id)
+            else:  # the label may still be on its way: scored when it comes (bounded)
+                self._unscored[key] = result.class_id
+                while len(self._unscored) > LABEL_MEMORY:
+                    self._unscored.popitem(last=False)
         self._classification.publish(result)
         return True
 
