@@ -16,6 +16,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdi_exit_ros.core import (
     ComputeDelayEstimator,
@@ -128,6 +130,25 @@ def test_a_task_arriving_with_old_thresholds_is_restamped_by_the_next_same_repor
     w.submit(unstamped, 0.3)
     w.on_neighbor_state(report("s", 3, te=0.5), 0.4)
     assert unstamped.exit_thresholds == ExitThresholds.uniform(K, 0.5)
+
+
+def test_a_custody_copy_taken_back_is_restamped_by_the_next_same_report() -> None:
+    """A task handed off before the source changed T_e comes back from custody (its receiver
+    died) with the old thresholds: the skip must not keep them."""
+    w = make()  # lease 2 s
+    w.on_neighbor_state(report("a", 1), 0.0)
+    w.output.append(task(1, k=2, source="s", te=0.9))
+    w.input.append(task(2, source="n"))  # I_n busy: Alg. 2 may send the head
+    ((receiver, sent),) = w.offload_pass(0.0)
+    assert receiver == "a"
+    w.on_ack(sent.key, sent.attempt, "a", True, 0.01)  # accepted: kept in custody
+    w.on_neighbor_state(report("s", 1, te=0.5), 0.1)  # custody copies are not walked
+    assert sent.exit_thresholds == ExitThresholds.uniform(K, 0.9)
+    w.on_neighbor_state(report("s", 2, te=0.5), 3.0)
+    w.tick(3.0)  # a's lease ran out: its task comes back to I_n
+    assert sent in w.input and w.stats().reissued == 1
+    w.on_neighbor_state(report("s", 3, te=0.5), 3.1)  # the same thresholds again
+    assert sent.exit_thresholds == ExitThresholds.uniform(K, 0.5)
 
 
 def test_a_direct_restamp_is_undone_by_the_sources_next_report() -> None:
@@ -355,3 +376,52 @@ def test_min_effective_input_queue_follows_every_change_and_lease() -> None:
     assert table.min_effective_input_queue(3.1) == 1
     table.set_allowed(["a"])
     assert table.min_effective_input_queue(3.1) == math.inf  # c is not one hop now
+
+
+def test_min_effective_input_queue_follows_a_lease_changed_at_run_time() -> None:
+    """`neighbor_lease` is set at run time: a longer lease brings back a neighbour the cached
+    minimum had left out, a shorter one drops it."""
+    table = NeighborTable("n", "m", lease=1.0)
+    table.update(NeighborReport("a", 3, 0, 0.1, "m", seq=1), 0.0)
+    table.update(NeighborReport("b", 5, 0, 0.1, "m", seq=1), 1.5)
+    assert table.min_effective_input_queue(2.0) == 5  # a's lease (1 s) ended at 1.0
+    table.lease = 5.0
+    assert table.min_effective_input_queue(2.0) == 3
+    table.lease = 1.0
+    assert table.min_effective_input_queue(2.0) == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["report", "sent", "acked", "returned", "remove",
+                                           "expire", "allowed", "lease", "wait", "ask"]),
+                          st.sampled_from(["a", "b", "c"]), st.integers(0, 6)),
+                max_size=30))
+def test_min_effective_input_queue_equals_a_fresh_minimum_after_any_sequence(ops) -> None:
+    """Whatever happens in whatever order, the cached value is the minimum of the effective
+    I_m over `eligible(now)`, computed afresh."""
+    table = NeighborTable("n", "m", lease=1.0, report_settle=0.2)
+    now, seq = 0.0, {"a": 0, "b": 0, "c": 0}
+    for op, who, k in ops:
+        if op == "report":
+            seq[who] += 1
+            state = "active" if k else "inactive"
+            table.update(NeighborReport(who, k, 0, 0.1, "m", seq=seq[who],  # type: ignore[arg-type]
+                                        lifecycle_state=state, tasks_accepted=k), now)
+        elif op == "sent":
+            table.note_sent(who, now)
+        elif op == "acked":
+            table.note_acked(who, now, k)
+        elif op == "returned":
+            table.note_returned(who)
+        elif op == "remove":
+            table.remove(who)
+        elif op == "expire":
+            table.expire(now)
+        elif op == "allowed":
+            table.set_allowed(None if k == 0 else ["a", "b", "c"][: k % 3 + 1])
+        elif op == "lease":
+            table.lease = 0.5 + k / 2
+        elif op == "wait":
+            now += k * 0.25
+        fresh = min((s.effective_input_queue for s in table.eligible(now)), default=math.inf)
+        assert table.min_effective_input_queue(now) == fresh

@@ -121,15 +121,26 @@ class NeighborTable:
             raise ValueError(f"report_settle must be >= 0, got {report_settle}")
         self.self_id = self_id
         self.model_id = model_id
+        self._changes = 0  # every change of a record (see min_effective_input_queue)
         self.lease = float(lease)
         self.report_settle = float(report_settle)
-        self._changes = 0  # every change of a record (see min_effective_input_queue)
         self._allowed: frozenset[str] | None = None
         self.set_allowed(allowed)
         self._states: dict[str, NeighborState] = {}
         self._oldest: float | None = None  # min received_at of the states (None: unknown)
         # min_effective_input_queue's last (changes, at, value)
         self._min_queue: tuple[int, float, float] | None = None
+
+    @property
+    def lease(self) -> float:
+        """Seconds a neighbour stays alive after its last report (``neighbor_lease``)."""
+        return self._lease
+
+    @lease.setter
+    def lease(self, seconds: float) -> None:
+        # a longer lease may bring back a neighbour that the cached minimum left out
+        self._lease = float(seconds)
+        self._changes += 1
 
     # -- reports and liveness -------------------------------------------------------------
 
@@ -181,7 +192,7 @@ class NeighborTable:
     def is_alive(self, worker: str, now: float) -> bool:
         """Heard from within the lease."""
         state = self._states.get(worker)
-        return state is not None and now - state.received_at <= self.lease
+        return state is not None and now - state.received_at <= self._lease
 
     def alive(self, now: float) -> list[str]:
         """Ids of neighbours heard from within the lease (sorted, for determinism)."""
@@ -202,7 +213,7 @@ class NeighborTable:
         :meth:`expire` removes nobody before then."""
         if not self._states:
             return math.inf
-        return self._oldest_at() + self.lease
+        return self._oldest_at() + self._lease
 
     def remove(self, worker: str) -> bool:
         """Forget a neighbour now (e.g. it announced it is shutting down)."""
@@ -227,7 +238,7 @@ class NeighborTable:
         With a one-hop set only its members are looked at: a fleet-wide state topic fills the
         table with every robot's reports, and Alg. 2 asks this on every offload decision.
         """
-        states, lease, model = self._states, self.lease, self.model_id
+        states, lease, model = self._states, self._lease, self.model_id
         names = sorted(states) if self._allowed is None else \
             [w for w in self._allowed_sorted if w in states]
         out = []
@@ -248,7 +259,7 @@ class NeighborTable:
         times see the same eligible set (a lease only runs out as time passes)."""
         cached = self._min_queue
         if cached is not None and cached[0] == self._changes and cached[1] <= now \
-                and self._states and now - self._oldest_at() <= self.lease:
+                and self._states and now - self._oldest_at() <= self._lease:
             return cached[2]
         best = self._min_effective_input_queue(now)
         self._min_queue = (self._changes, now, best)
@@ -264,7 +275,7 @@ class NeighborTable:
         best = math.inf
         for w in states if allowed is None else allowed:
             s = states.get(w)
-            if s is None or now - s.received_at > self.lease:  # not known or not alive
+            if s is None or now - s.received_at > self._lease:  # not known or not alive
                 continue
             r = s.report
             if r.model_id == self.model_id and r.lifecycle_state == ACTIVE:  # is_eligible

@@ -828,6 +828,7 @@ class WorkerCore:
             task.attempt = entry.next_attempt
             task.hops = max(0, task.hops - 1)
             self._taken_back[task.key] = (entry.receiver, entry.attempt)
+            self._note_stamp(task)  # a custody copy was not restamped while it was away
             tasks.append(task)
         self.input.extendleft(reversed(tasks))
         self._c.taken_back += len(tasks)
