@@ -92,6 +92,49 @@ def test_exactly_once_under_churn() -> None:
     assert m["admitted"] > 300
 
 
+def _trace(sim) -> tuple:
+    ends = [(e.source, e.admitted_at, e.answered_at, e.exit_index, e.worker) for e in sim.ends]
+    workers = [(w, x.tasks_run, x.busy_seconds, x.core.stats()) for w, x in sim.workers.items()]
+    return ends, workers
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_skipping_idle_ticks_changes_nothing_but_the_event_count(first: bool) -> None:
+    """Only the ticks that act run (WorkerCore.next_deadline): every frame, every decision
+    and every counter as with all ticks, under churn, report loss, Alg. 3 and Alg. 4, with
+    a tick period that coincides with the task times."""
+    churn = [{"at": 4.0, "leave": "w5"}, {"at": 6.0, "link_down": ["w1", "w4"], "for": 3.0},
+             {"at": 9.0, "join": "w5"}, {"at": 10.0, "join": "w10", "neighbors": ["w1", "w2"]},
+             {"at": 12.0, "leave": "w8"}]
+    data = scenario(duration=20.0, warmup=2.0, measure=15.0, churn=churn,
+                    topology={"kind": "grid", "rows": 3, "cols": 3, "sources": 2},
+                    profile={"service_times": [0.05, 0.1, 0.025], "link_delay": 0.005,
+                             "link_bandwidth": 2.5e6},
+                    parameters={"*.queue_thresholds": [2, 6], "w2.admission_mode": "threshold",
+                                "*.neighbor_lease": 1.0, "*.offload_first_task": first})
+    runs = {}
+    for skip in (False, True):
+        sim, m = run({**data, "sim": {"report_loss": 0.1, "skip_idle_ticks": skip}})
+        runs[skip] = (sim, m)
+    (every, m_every), (skipped, m_skipped) = runs[False], runs[True]
+    assert _trace(every) == _trace(skipped)
+    assert {**m_every, "events": 0} == {**m_skipped, "events": 0}
+    assert m_every["admitted"] > 300 and sum(s.core.stats().taken_back
+                                              for s in every.workers.values()) > 0
+    assert m_skipped["events"] < 0.9 * m_every["events"]  # the idle ticks did not run
+
+
+def test_a_run_in_two_calls_is_the_same_run() -> None:
+    """Sim.run may be called again with a later end: ticks queued past the first end wait."""
+    data = scenario(duration=20.0, warmup=2.0, measure=15.0,
+                    topology={"kind": "grid", "rows": 2, "cols": 3, "sources": 2})
+    once, m_once = run(data)
+    twice, facts = build(data)
+    twice.run(7.0)
+    twice.run(facts["duration"], facts["drain"])
+    assert _trace(once) == _trace(twice) and m_once == metrics(twice, facts)
+
+
 def test_a_source_cannot_leave() -> None:
     with pytest.raises(SimScenarioError, match="source"):
         build(scenario(churn=[{"at": 1.0, "leave": "w1"}]))

@@ -86,7 +86,10 @@ class ComputeDelayEstimator:
             raise ValueError(f"compute seconds must be finite and >= 0, got {seconds}")
         self._overall.update(seconds)
         if task_index is not None:
-            self._per_task.setdefault(task_index, Ewma(self._weight)).update(seconds)
+            ewma = self._per_task.get(task_index)
+            if ewma is None:
+                ewma = self._per_task[task_index] = Ewma(self._weight)
+            ewma.update(seconds)
 
     def gamma(self, task_index: int | None = None) -> float:
         """Gamma_n overall, or for one task index when given (with fallbacks)."""
@@ -150,6 +153,9 @@ class LinkDelayEstimator:
         w = _check_weight(weight)
         self._x, self._y, self._xx, self._xy = Ewma(w), Ewma(w), Ewma(w), Ewma(w)
         self._last_at: float | None = None
+        # fit() of the samples so far: Alg. 2 asks D_nm for every neighbour on every
+        # decision, while samples arrive once per ack; observe() clears it
+        self._fitted: tuple[float, float] | None = None
 
     def observe(self, rtt: float, size_bytes: int, now: float) -> None:
         """One measured round trip: ``rtt`` seconds from sending ``size_bytes`` to its ack."""
@@ -163,6 +169,7 @@ class LinkDelayEstimator:
         self._xx.update(x * x)
         self._xy.update(x * rtt)
         self._last_at = now
+        self._fitted = None
 
     @property
     def samples(self) -> int:
@@ -174,7 +181,11 @@ class LinkDelayEstimator:
         return self.prior_latency + size_bytes / self.prior_bandwidth
 
     def fit(self) -> tuple[float, float] | None:
-        """``(latency, seconds_per_byte)`` from the samples, or None before any sample."""
+        """``(latency, seconds_per_byte)`` from the samples, or None before any sample.
+
+        Computed once per sample (cached until the next ``observe``)."""
+        if self._fitted is not None:
+            return self._fitted
         if self._x.value is None:
             return None
         mx, my = self._x.value_or(0.0), self._y.value_or(0.0)
@@ -186,7 +197,8 @@ class LinkDelayEstimator:
         elif mx > 0:
             slope = min(slope, my / mx)  # latency >= 0: size/bandwidth cannot exceed the rtt
         intercept = max(0.0, my - slope * mx)
-        return intercept / 2.0, slope
+        self._fitted = (intercept / 2.0, slope)
+        return self._fitted
 
     def is_stale(self, now: float) -> bool:
         """No round trip measured within ``stale_after`` seconds (or none at all)."""
@@ -194,14 +206,13 @@ class LinkDelayEstimator:
 
     def delay(self, size_bytes: int, now: float) -> float:
         """D_nm for a payload of ``size_bytes`` as estimated at time ``now``."""
-        prior = self.prior_delay(size_bytes)
         fitted = self.fit()
         if fitted is None or self._last_at is None:
-            return prior
+            return self.prior_delay(size_bytes)
         latency, per_byte = fitted
         measured = latency + per_byte * size_bytes
         age = now - self._last_at
         if age <= self.stale_after:
             return measured
         trust = 0.5 ** ((age - self.stale_after) / self.half_life)
-        return trust * measured + (1.0 - trust) * prior
+        return trust * measured + (1.0 - trust) * self.prior_delay(size_bytes)

@@ -176,6 +176,13 @@ class OffloadLedger:
             del self._entries[entry.key]
         return sorted(late, key=lambda e: (e.sent_at, e.key))
 
+    def next_deadline(self) -> float:
+        """The earliest ack deadline (inf when nothing is in flight): :meth:`expired`
+        returns nothing before then."""
+        if not self._entries:
+            return math.inf
+        return min(e.deadline for e in self._entries.values())
+
     def receiver_dead(self, receiver: str) -> list[InFlight]:
         """Remove and return every entry sent to a neighbour that was declared dead."""
         gone = [e for e in self._entries.values() if e.receiver == receiver]
@@ -388,6 +395,11 @@ class FrameLedger:
     def is_pending(self, data_id: int) -> bool:
         """Admitted (by id or alias) and not answered or abandoned yet."""
         return self.frame_of(data_id) in self._pending
+
+    def pending_count(self) -> int:
+        """How many frames are admitted and not answered or abandoned (``pending()`` without
+        building the list: the simulator asks after every event of its drain)."""
+        return len(self._pending)
 
     def pending(self) -> list[int]:
         """Original ids of frames admitted and without a result yet."""

@@ -121,17 +121,34 @@ class NeighborTable:
             raise ValueError(f"report_settle must be >= 0, got {report_settle}")
         self.self_id = self_id
         self.model_id = model_id
+        self._changes = 0  # every change of a record (see min_effective_input_queue)
         self.lease = float(lease)
         self.report_settle = float(report_settle)
         self._allowed: frozenset[str] | None = None
         self.set_allowed(allowed)
         self._states: dict[str, NeighborState] = {}
+        self._oldest: float | None = None  # min received_at of the states (None: unknown)
+        # min_effective_input_queue's last (changes, at, value)
+        self._min_queue: tuple[int, float, float] | None = None
+
+    @property
+    def lease(self) -> float:
+        """Seconds a neighbour stays alive after its last report (``neighbor_lease``)."""
+        return self._lease
+
+    @lease.setter
+    def lease(self, seconds: float) -> None:
+        # a longer lease may bring back a neighbour that the cached minimum left out
+        self._lease = float(seconds)
+        self._changes += 1
 
     # -- reports and liveness -------------------------------------------------------------
 
     def set_allowed(self, allowed: Iterable[str] | None) -> None:
         """One-hop constraint from the topology; None = any discovered neighbour."""
         self._allowed = None if allowed is None else frozenset(allowed)
+        self._changes += 1
+        self._allowed_sorted = () if self._allowed is None else tuple(sorted(self._allowed))
 
     @property
     def allowed(self) -> frozenset[str] | None:
@@ -150,13 +167,21 @@ class NeighborTable:
             return False
         state = self._states.get(report.worker)
         if state is None:
+            self._changes += 1
             self._states[report.worker] = NeighborState(report, now)
+            if self._oldest is not None:
+                self._oldest = min(self._oldest, now)
             return True
         if report.seq <= state.report.seq:
             return False
+        self._changes += 1
+        if state.received_at == self._oldest:
+            self._oldest = None  # it may have been the oldest: look again when asked
+        elif self._oldest is not None:
+            self._oldest = min(self._oldest, now)
         state.report, state.received_at = report, now
-        kept = deque(a for a in state.pending if not self._reflected(a, report, now))
-        state.pending = kept
+        if state.pending:
+            state.pending = deque(a for a in state.pending if not self._reflected(a, report, now))
         return True
 
     def _reflected(self, ack: _PendingAck, report: NeighborReport, now: float) -> bool:
@@ -167,7 +192,7 @@ class NeighborTable:
     def is_alive(self, worker: str, now: float) -> bool:
         """Heard from within the lease."""
         state = self._states.get(worker)
-        return state is not None and now - state.received_at <= self.lease
+        return state is not None and now - state.received_at <= self._lease
 
     def alive(self, now: float) -> list[str]:
         """Ids of neighbours heard from within the lease (sorted, for determinism)."""
@@ -178,10 +203,22 @@ class NeighborTable:
         dead = sorted(w for w in self._states if not self.is_alive(w, now))
         for worker in dead:
             del self._states[worker]
+        if dead:
+            self._oldest = None
+            self._changes += 1
         return dead
+
+    def next_expiry(self) -> float:
+        """When the first lease runs out if no report comes first (inf with no neighbour):
+        :meth:`expire` removes nobody before then."""
+        if not self._states:
+            return math.inf
+        return self._oldest_at() + self._lease
 
     def remove(self, worker: str) -> bool:
         """Forget a neighbour now (e.g. it announced it is shutting down)."""
+        self._oldest = None
+        self._changes += 1
         return self._states.pop(worker, None) is not None
 
     def is_eligible(self, worker: str, now: float) -> bool:
@@ -201,9 +238,51 @@ class NeighborTable:
         With a one-hop set only its members are looked at: a fleet-wide state topic fills the
         table with every robot's reports, and Alg. 2 asks this on every offload decision.
         """
-        names = self._states if self._allowed is None else \
-            [w for w in self._allowed if w in self._states]
-        return [self._states[w] for w in sorted(names) if self.is_eligible(w, now)]
+        states, lease, model = self._states, self._lease, self.model_id
+        names = sorted(states) if self._allowed is None else \
+            [w for w in self._allowed_sorted if w in states]
+        out = []
+        for w in names:  # is_eligible, inlined: alive, same model, active
+            s = states[w]
+            r = s.report
+            if now - s.received_at <= lease and r.model_id == model \
+                    and r.lifecycle_state == ACTIVE:
+                out.append(s)
+        return out
+
+    def min_effective_input_queue(self, now: float) -> float:
+        """The smallest effective ``I_m`` over the neighbours :meth:`eligible` would return
+        (inf if none): Alg. 2 can send a head to nobody while ``O_n`` is not above it.
+
+        Asked after every event, so the value is kept until a record changes (reports, tasks
+        sent, acked, returned) or a neighbour may have outlived its lease: until then, later
+        times see the same eligible set (a lease only runs out as time passes)."""
+        cached = self._min_queue
+        if cached is not None and cached[0] == self._changes and cached[1] <= now \
+                and self._states and now - self._oldest_at() <= self._lease:
+            return cached[2]
+        best = self._min_effective_input_queue(now)
+        self._min_queue = (self._changes, now, best)
+        return best
+
+    def _oldest_at(self) -> float:
+        if self._oldest is None:
+            self._oldest = min(s.received_at for s in self._states.values())
+        return self._oldest
+
+    def _min_effective_input_queue(self, now: float) -> float:
+        states, allowed = self._states, self._allowed
+        best = math.inf
+        for w in states if allowed is None else allowed:
+            s = states.get(w)
+            if s is None or now - s.received_at > self._lease:  # not known or not alive
+                continue
+            r = s.report
+            if r.model_id == self.model_id and r.lifecycle_state == ACTIVE:  # is_eligible
+                q = r.input_queue + (s.unacked + len(s.pending))  # effective_input_queue
+                if q < best:
+                    best = q
+        return best
 
     def get(self, worker: str) -> NeighborState | None:
         """The record of one neighbour, if known."""
@@ -222,6 +301,7 @@ class NeighborTable:
         state = self._states.get(worker)
         if state is not None:
             state.unacked += 1
+            self._changes += 1
 
     def note_acked(self, worker: str, now: float, accepted_count: int | None = None) -> None:
         """``worker`` accepted one of our tasks; it stays in flight until a report shows it."""
@@ -229,12 +309,14 @@ class NeighborTable:
         if state is not None and state.unacked > 0:
             state.unacked -= 1
             state.pending.append(_PendingAck(now, accepted_count))
+            self._changes += 1
 
     def note_returned(self, worker: str) -> None:
         """A task sent to ``worker`` was rejected or taken back: no longer in flight."""
         state = self._states.get(worker)
         if state is not None and state.unacked > 0:
             state.unacked -= 1
+            self._changes += 1
 
     def in_flight(self, worker: str) -> int:
         """Tasks sent to ``worker`` not yet reflected in its reports (0 if unknown)."""

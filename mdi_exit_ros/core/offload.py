@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class RandomSource(Protocol):
@@ -30,9 +30,9 @@ class OffloadBranch(enum.Enum):
     KEEP = "keep"  # neither: O_n <= I_m
 
 
-@dataclass(frozen=True)
-class OffloadDecision:
-    """Outcome of Alg. 2 for one neighbour, with the numbers it was based on."""
+class OffloadDecision(NamedTuple):
+    """Outcome of Alg. 2 for one neighbour, with the numbers it was based on (immutable; a
+    NamedTuple because Alg. 2 builds one per neighbour tried on every decision)."""
 
     neighbor: str
     branch: OffloadBranch
@@ -80,9 +80,9 @@ def offload_rule(
     return OffloadDecision(neighbor, OffloadBranch.KEEP, False, 0.0, local, remote)
 
 
-@dataclass(frozen=True)
-class NeighborView:
-    """What Alg. 2 needs to know about one eligible neighbour m right now."""
+class NeighborView(NamedTuple):
+    """What Alg. 2 needs to know about one eligible neighbour m right now (immutable; a
+    NamedTuple: one per eligible neighbour on every decision)."""
 
     worker: str
     input_queue: float  # effective I_m: reported + in flight
@@ -129,8 +129,12 @@ class OffloadSelector:
         names = sorted(v.worker for v in neighbors)
         rank = {name: i for i, name in enumerate(names)}
         n = max(len(names), 1)
-        return sorted(neighbors, key=lambda v: (not v.probe, v.expected_delay,
-                                                (rank[v.worker] - self._rr) % n))
+        rr = self._rr
+        # (probe last, D_nm + I_m Gamma_m as expected_delay, rotated rank, position): the
+        # position keeps equal keys in their order, as a stable sort by the first three does
+        keys = sorted((not v.probe, v.link_delay + v.input_queue * v.compute_delay,
+                       (rank[v.worker] - rr) % n, i) for i, v in enumerate(neighbors))
+        return [neighbors[k[3]] for k in keys]
 
     def best(self, neighbors: Sequence[NeighborView]) -> NeighborView | None:
         """The first neighbour in :meth:`order` without applying Alg. 2 (for evacuation)."""

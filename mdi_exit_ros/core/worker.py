@@ -19,6 +19,7 @@ where a task may run twice; the source's FrameLedger keeps the first result then
 from __future__ import annotations
 
 import enum
+import math
 import random
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -248,9 +249,13 @@ class WorkerCore:
         self._origin: OrderedDict[tuple[str, int], tuple[str, TaskKey, int]] = OrderedDict()
         self._done: list[tuple[str, TaskKey, int]] = []
         self.custody_timeout = DEFAULT_CUSTODY_TIMEOUT
+        # source -> the T_e^k every task of it held here carries (set by ``restamp``, dropped
+        # when a task of it arrives with others): a report repeating them needs no walk
+        self._stamped: dict[str, tuple[float, ...]] = {}
         self._seq = 0
         self._c = _Counters()
-        self.last_decisions: tuple[OffloadDecision, ...] = ()  # last Alg. 2 evaluation
+        # the last Alg. 2 evaluation: () after a pass that had no neighbour to try
+        self.last_decisions: tuple[OffloadDecision, ...] = ()
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -292,7 +297,16 @@ class WorkerCore:
             if task.source == source and task.exit_thresholds != thresholds:
                 task.exit_thresholds = thresholds
                 changed += 1
+        self._stamped[source] = thresholds.values
         return changed
+
+    def _note_stamp(self, task: Task) -> None:
+        """A task entered: if it carries other thresholds than its source's held tasks, the
+        next report of that source must walk them again (see ``on_neighbor_state``)."""
+        stamped = self._stamped.get(task.source)
+        if stamped is not None and (task.exit_thresholds is None
+                                    or task.exit_thresholds.values != stamped):
+            del self._stamped[task.source]
 
     def _held_tasks(self) -> Iterable[Task]:
         yield from self.input
@@ -362,6 +376,7 @@ class WorkerCore:
             return Receipt(SubmitStatus.REFUSED, reason, self._c.accepted_total)
         self._refused.pop(dkey, None)
         self._seen.add(dkey)
+        self._note_stamp(task)
         admitted_here = task.hops == 0 and sender is None and task.source == self.worker_id
         if admitted_here and self._first_placement(task) is Placement.OUTPUT:
             self.output.append(task)  # Alg. 2 may offload it (first-task offloading)
@@ -418,6 +433,7 @@ class WorkerCore:
         self.ledger.cancel(task.key)
         self.table.note_returned(mine.receiver)
         self._seen.add(task.key)
+        self._note_stamp(task)
         self.input.append(task)
         self._c.circled_back += 1
         self._c.accepted_total += 1
@@ -501,23 +517,25 @@ class WorkerCore:
 
     def neighbor_views(self, size_bytes: int, now: float) -> list[NeighborView]:
         """Alg. 2 inputs for every eligible neighbour, for a payload of ``size_bytes``."""
-        return [
-            NeighborView(
-                s.worker,
-                s.effective_input_queue,  # reported I_m + in flight
-                s.report.compute_delay,  # Gamma_m
-                self.link(s.worker).delay(size_bytes, now),  # D_nm
-                probe=self._probe(s.worker, now),
-            )
-            for s in self.table.eligible(now)
-        ]
+        views = []
+        for s in self.table.eligible(now):
+            r = s.report
+            link = self.link(r.worker)
+            views.append(NeighborView(
+                r.worker,
+                r.input_queue + (s.unacked + len(s.pending)),  # effective I_m: + in flight
+                r.compute_delay,  # Gamma_m
+                link.delay(size_bytes, now),  # D_nm
+                probe=self._probe(r.worker, now, link),
+            ))
+        return views
 
-    def _probe(self, neighbor: str, now: float) -> bool:
+    def _probe(self, neighbor: str, now: float, link: LinkDelayEstimator | None = None) -> bool:
         """Its link delay is unmeasured lately and we sent it nothing for as long: the next
         offload Alg. 2 allows should measure it (OffloadSelector tries it first). At most
         one probe per ``stale_after`` seconds, so a slow link is not flooded with probes
         while the first one's ack is on its way."""
-        link = self.link(neighbor)
+        link = link or self.link(neighbor)
         sent = self._last_sent.get(neighbor)
         return link.is_stale(now) and (sent is None or now - sent > link.stale_after)
 
@@ -531,12 +549,20 @@ class WorkerCore:
 
         No idle waiting (the paper is silent): if I_n is then empty while O_n is not, the
         head of O_n moves to I_n so local compute never idles next to queued work.
+
+        A pass that cannot act (``may_offload`` is False: no eligible neighbour has
+        I_m < O_n, so Alg. 2 keeps the head whatever the delays, and draws nothing) returns
+        at once, with ``last_decisions`` empty: it runs after every event, mostly so.
         """
         if self.distribution is Distribution.DATA:
             return self._dispatch_pass(now)
         if self.distribution is Distribution.PIPELINE:
             return self._pipeline_pass(now)
         sends: list[tuple[str, Task]] = []
+        if not self.may_offload(now):
+            if self.output:
+                self.last_decisions = ()
+            return sends
         while self.output:  # Alg. 2, line 1
             head = self.output[0]
             views = self.neighbor_views(head.size_bytes, now)
@@ -669,10 +695,13 @@ class WorkerCore:
         """Store a neighbour's report (False if ignored as old or our own).
 
         A report carries its sender's thresholds, which for a source are the ones it
-        stamps on its frames: tasks of that source held here take them (``restamp``).
+        stamps on its frames: tasks of that source held here take them (``restamp``). The
+        walk over the held tasks is skipped when they carry these thresholds already (the
+        last restamp gave them these, and no task of that source arrived with others since).
         """
         fresh = self.table.update(report, now)
-        if fresh and report.model_id == self.model_id and report.exit_thresholds:
+        if fresh and report.model_id == self.model_id and report.exit_thresholds \
+                and self._stamped.get(report.worker) != report.exit_thresholds:
             try:
                 self.restamp(report.worker, ExitThresholds.of(report.exit_thresholds))
             except ValueError:
@@ -762,6 +791,31 @@ class WorkerCore:
         self._take_back(give_up)
         return resends
 
+    def next_deadline(self, now: float) -> float:
+        """When ``tick`` or ``offload_pass`` can next change anything, if nothing else is
+        called before: ``now`` when ``offload_pass`` may act at once (see ``may_offload``)
+        or done notices wait in ``take_done``; else the first lease end, ack deadline or
+        custody expiry (inf if none). Until then both are no-ops, so a caller with a
+        periodic tick (the simulator) may skip the ticks before it: the ticks it keeps are
+        exactly those that act."""
+        if self._done or self.may_offload(now):
+            return now
+        custody = math.inf
+        if self._custody:
+            custody = next(iter(self._custody.values()))[1] + self.custody_timeout
+        return min(self.table.next_expiry(), self.ledger.next_deadline(), custody)
+
+    def may_offload(self, now: float) -> bool:
+        """Whether ``offload_pass(now)`` could do anything: move a task (no idle waiting),
+        dispatch it (baselines), or find a neighbour to which Alg. 2 could send the head
+        (lines 2 and 4 need O_n > I_m). False means the pass sends, moves and draws nothing,
+        whatever the link delays and neighbours' Gamma_m."""
+        if not self.output:
+            return False
+        if not self.input or self.distribution is not Distribution.MDI:
+            return True
+        return len(self.output) > self.table.min_effective_input_queue(now)
+
     def _take_back(self, entries: list[InFlight]) -> list[Task]:
         """Requeue at the head of I_n, oldest first, with attempt + 1.
 
@@ -774,6 +828,7 @@ class WorkerCore:
             task.attempt = entry.next_attempt
             task.hops = max(0, task.hops - 1)
             self._taken_back[task.key] = (entry.receiver, entry.attempt)
+            self._note_stamp(task)  # a custody copy was not restamped while it was away
             tasks.append(task)
         self.input.extendleft(reversed(tasks))
         self._c.taken_back += len(tasks)
@@ -833,6 +888,8 @@ class WorkerCore:
         ids = set(data_ids)
         removed = 0
         for queue in (self.input, self.output):
+            if not any(t.key[0] == source and t.key[1] in ids for t in queue):
+                continue  # the usual case (the frame exited): nothing of it queued here
             keep = [t for t in queue if not (t.source == source and t.data_id in ids)]
             gone = [t for t in queue if t.source == source and t.data_id in ids]
             if gone:

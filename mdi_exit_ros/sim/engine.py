@@ -116,6 +116,9 @@ class SimParams:
     # may offload to it, as every other report (O(sources) instead of O(sources x robots)
     # events per state period: large fleets with many sources)
     source_reports: str = "all"
+    # Run only the ticks that act (WorkerCore.next_deadline): the same run, with fewer
+    # events (docs/SIMULATION.md, "Scale"); False runs every tick, as the nodes' timer
+    skip_idle_ticks: bool = True
     frame_seconds: float | None = None  # the source's own measured compute per frame (slow
     # start's floor of mu); None: from its service times and the table's exit mix
 
@@ -143,6 +146,12 @@ class _Worker:
     busy: bool = False
     tasks_run: int = 0
     busy_seconds: float = 0.0
+    # the tick timer's grid (skip_idle_ticks): the next tick time not yet passed, the one
+    # before it (when the nodes' timer would have set it), the tick event in the queue
+    grid_next: float = 0.0
+    grid_prev: float = 0.0
+    tick_at: float = math.inf
+    tick_token: int = 0
 
 
 @dataclass
@@ -178,9 +187,14 @@ class Simulator:
         self.seed = seed
         self.rng = random.Random(seed)  # images, Poisson gaps, report loss
         self.now = 0.0
-        self._q: list[tuple[float, int, Callable[..., None], tuple]] = []
+        # (time, when it was scheduled, sequence, callback, args): ties run in scheduling
+        # order, as (time, sequence) would; the scheduling time lets a skipped tick timer
+        # put a tick where the timer's own schedule would have put it (``_retick``)
+        self._q: list[tuple[float, float, int, Callable[..., None], tuple]] = []
+        self._key: tuple[float, float] = (0.0, 0.0)  # (time, scheduled) of the running event
         self._seq = itertools.count()
         self.events = 0
+        self.ticks_idle = 0  # skip_idle_ticks: queued ticks that found nothing to do
         self.configs = dict(workers)
         self.topology = {w: list(n) for w, n in neighbors.items()}
         self.workers: dict[str, _Worker] = {}
@@ -200,7 +214,7 @@ class Simulator:
 
     def at(self, t: float, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn(*args)`` at simulated time ``t``."""
-        heapq.heappush(self._q, (t, next(self._seq), fn, args))
+        heapq.heappush(self._q, (t, self.now, next(self._seq), fn, args))
 
     def run(self, until: float, drain: float = 0.0,
             progress: Callable[[float], None] | None = None) -> None:
@@ -211,13 +225,14 @@ class Simulator:
         q, pop = self._q, heapq.heappop
         next_progress = 0.0
         while q:
-            t, _, fn, args = q[0]
+            t, sched, _, fn, args = q[0]
             if t > self._stop_at:
                 break
             if t > until and self.settled():
                 break
             pop(q)
             self.now = t
+            self._key = (t, sched)
             self.events += 1
             fn(*args)
             if progress is not None and t >= next_progress:
@@ -227,7 +242,7 @@ class Simulator:
 
     def settled(self) -> bool:
         """No admitted frame is waiting for its answer."""
-        return all(not s.frames.counters()["pending"] for s in self.sources.values())
+        return all(not s.frames.pending_count() for s in self.sources.values())
 
     def _every(self, period: float, fn: Callable[..., None], wid: str, inc: int,
                phase: float) -> None:
@@ -259,8 +274,67 @@ class Simulator:
         self.workers[wid] = w
         phase = self.rng.random()
         self._every(cfg.state_period, self._report, wid, incarnation, phase * cfg.state_period)
-        self._every(self.params.tick_period, self._tick, wid, incarnation,
-                    phase * self.params.tick_period)
+        if self.params.skip_idle_ticks:
+            w.grid_prev, w.grid_next = self.now, self.now + phase * self.params.tick_period
+            self._retick(w)
+        else:
+            self._every(self.params.tick_period, self._tick, wid, incarnation,
+                        phase * self.params.tick_period)
+
+    # -- the tick timer, idle ticks skipped ---------------------------------------------------
+
+    def _retick(self, w: _Worker) -> None:
+        """After anything happened at ``w``: make sure its next tick that can act is queued.
+
+        The nodes tick every ``tick_period`` on a fixed grid; a tick before
+        ``WorkerCore.next_deadline`` (and before the inference thread could take a task)
+        changes nothing, so only the first grid tick at or after that time is queued, with
+        the scheduling time the timer's own schedule gives it (the grid tick before it), so
+        that it runs in the same order among simultaneous events. Ticks that ran anyway are
+        harmless: a tick that cannot act is a no-op."""
+        if not self.params.skip_idle_ticks or not w.alive:
+            return
+        if w.tick_at < self.now + 0.99 * self.params.tick_period:
+            return  # the next grid tick is queued: none can come earlier
+        if not w.busy and w.core.input:
+            due = self.now  # the tick's _kick would start a task
+        else:
+            due = w.core.next_deadline(self.now)
+        if w.tick_at <= due:
+            return  # the queued tick comes early enough
+        period = self.params.tick_period
+        key = self._key
+        prev, nxt = w.grid_prev, w.grid_next
+        while (nxt, prev) <= key:  # grid ticks in the past (skipped)
+            prev, nxt = nxt, nxt + period
+        w.grid_prev, w.grid_next = prev, nxt
+        due -= 1e-9  # deadlines compare as now - since > lease: do not miss one by rounding
+        steps = 0
+        while nxt < due and steps < 100:  # at most 5 s ahead: then a tick to look again
+            prev, nxt = nxt, nxt + period
+            steps += 1
+        if nxt >= w.tick_at:
+            return
+        w.tick_at = nxt
+        w.tick_token += 1
+        heapq.heappush(self._q, (nxt, prev, next(self._seq), self._grid_tick,
+                                 (w.wid, w.incarnation, w.tick_token)))
+
+    def _grid_tick(self, wid: str, inc: int, token: int) -> None:
+        """A queued grid tick (``_retick``): the nodes' tick if it can act, else a look at
+        the (moved) deadline and the next tick queued."""
+        w = self._live(wid, inc)
+        if w is None or token != w.tick_token or self.now > self._stop_at:
+            self.events -= 1  # superseded by an earlier tick (or the worker is gone)
+            return
+        w.tick_at = math.inf
+        w.grid_prev, w.grid_next = self.now, self.now + self.params.tick_period
+        if w.busy or not w.core.input:
+            if w.core.next_deadline(self.now) > self.now + 1e-9:
+                self.ticks_idle += 1  # a look ahead that found nothing due yet
+                self._retick(w)
+                return
+        self._tick(w)
 
     def _report(self, w: _Worker) -> None:
         """The state timer: NeighborState to every worker that may offload to w (and, for a
@@ -268,12 +342,24 @@ class Simulator:
         report = w.core.report(self.now)
         to = self.workers if (w.wid in self.sources and self.params.source_reports == "all") \
             else self._in_neighbors(w.wid)
+        loss = self.params.report_loss
+        down = self._link_down
+        receivers = []
         for m in to:
-            if m == w.wid or self._down(w.wid, m):
+            if m == w.wid or (down and self._down(w.wid, m)):
                 continue
-            if self.params.report_loss and self.rng.random() < self.params.report_loss:
+            if loss and self.rng.random() < loss:
                 continue
-            self.at(self.now + self.params.report_latency, self._on_report, m, report)
+            receivers.append(m)
+        if receivers:
+            # one event delivers them all: they would run back to back anyway (same time,
+            # consecutive sequence numbers); each still counts as an event
+            self.at(self.now + self.params.report_latency, self._on_reports, receivers, report)
+
+    def _on_reports(self, receivers: list[str], report: core.NeighborReport) -> None:
+        self.events += len(receivers) - 1
+        for m in receivers:
+            self._on_report(m, report)
 
     def _in_neighbors(self, wid: str) -> list[str]:
         cache = self._in_cache
@@ -291,6 +377,7 @@ class Simulator:
             return
         w.core.on_neighbor_state(report, self.now)
         self._offload(w)
+        self._retick(w)
 
     def _tick(self, w: _Worker) -> None:
         """nodes/worker.py `_on_tick`: re-sends, leases, deferred offloads, done notices."""
@@ -298,6 +385,7 @@ class Simulator:
             self._send_task(w, m, task)
         self._offload(w)
         self._kick(w)
+        self._retick(w)
 
     def _live(self, wid: str, inc: int | None = None) -> _Worker | None:
         w = self.workers.get(wid)
@@ -341,12 +429,14 @@ class Simulator:
             self.at(self.now + self.params.task_overhead, self._free, wid, inc)
         else:
             self._kick(w)
+        self._retick(w)
 
     def _free(self, wid: str, inc: int) -> None:
         w = self._live(wid, inc)
         if w is not None:
             w.busy = False
             self._kick(w)
+            self._retick(w)
 
     # -- links ------------------------------------------------------------------------------
 
@@ -356,7 +446,7 @@ class Simulator:
 
     def _over_link(self, a: str, b: str, size: int, fn: Callable[..., None], *args: Any) -> None:
         """nodes/links.py: FIFO per directed link, size / bandwidth, then the delay."""
-        if self._down(a, b):
+        if self._link_down and self._down(a, b):
             return  # lost: the ack timeout / lease takes care of it
         cfg = self.configs[a]
         start = max(self.now, self._link_free.get((a, b), self.now))
@@ -385,6 +475,7 @@ class Simulator:
         if w.core.lifecycle_state == core.ACTIVE:
             self._offload(w)
         self._kick(w)
+        self._retick(w)
 
     def _on_ack(self, wid: str, inc: int, key: TaskKey, attempt: int, receiver: str,
                 accepted: bool, count: int) -> None:
@@ -394,6 +485,7 @@ class Simulator:
         w.core.on_ack(key, attempt, receiver, accepted, self.now, count)
         self._offload(w)
         self._kick(w)
+        self._retick(w)
 
     def _send_done(self, w: _Worker) -> None:
         for sender, key, _attempt in w.core.take_done():
@@ -478,6 +570,7 @@ class Simulator:
         w.core.submit(task, self.now)
         self._offload(w)
         self._kick(w)
+        self._retick(w)
 
     def _control(self, w: _Worker) -> None:
         """Alg. 3 / Alg. 4 every control_period (nodes/source.py `_on_control`)."""
@@ -524,6 +617,7 @@ class Simulator:
         w = self._live(wid)
         if w is not None and record is not None:
             w.core.discard_frame(wid, [frame_id, *record.aliases])
+            self._retick(w)  # its done notices go out with the next tick
         correct = None
         if exit_index and self.table.correct is not None:
             correct = self.table.correct[img][exit_index - 1]
@@ -560,6 +654,7 @@ class Simulator:
                         if m in self.workers:
                             self.workers[m].core.table.set_allowed(self.topology[m])
                             self.workers[m].neighbors = self.topology[m]
+                            self._retick(self.workers[m])  # a known robot may be eligible now
                 self._in_cache = None
             inc = old.incarnation + 1 if old is not None else 0
             self._start_worker(wid, len(self.workers), inc)
