@@ -50,8 +50,9 @@ NET_ENV = {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4", "ROS_AUTOMATIC_DISCOVERY_RANGE
 # Every robot's task times are fixed (`service_times`, padding with sleep, no CPU), so the load
 # is the same on any machine. robot1 runs each frame to the last exit (T_e = 1), SOURCE_TASK s a
 # task: 0.8 of its time goes to first tasks alone at RATE, so it always has later tasks to
-# offload. A helper runs its tasks in HELPER_TASK s: robot1's surplus keeps four of them about
-# 60 % busy, so each gets a share while the links are equal. (Before, robot1 was 20x its
+# offload. A helper runs its tasks in HELPER_TASK s: robot1's surplus (7-8 offloads/s, each a
+# task and usually its successor) is more than one helper can take, so it spreads over two or
+# more (Alg. 2 tries the lowest D_nm + I_m Gamma_m first). (Before, robot1 was 20x its
 # measured compute, ~0.11 s a frame, about what 10/s needs, and the helpers 30x theirs:
 # whether robot1 offloaded at all, and to whom, swung with the machine's load; a restarted
 # robot3 waited 5-6 s for its first task in two of three runs, 30 offloads took 79 s, and in
