@@ -357,6 +357,10 @@ def test_goals_compare_with_local_no_ee_of_the_same_run() -> None:
     assert len(lines) == 5  # local rows are the baseline, not goals
     alone = bf.goals([row("mesh5", 7.0, 0.895, 0.9)]).splitlines()  # no baseline measured
     assert alone[2] == "| mesh5 | 1.0 | - | >= 3x: no Local no-EE point | - | 90% | met |"
+    idle = bf.goals([row("local-noee", 0.0, 0.9, 0.0), {**row("mesh5", 7.0, 0.9, 0.9),
+                                                        "achieved_over_bound": None}])
+    assert idle.splitlines()[2] == ("| mesh5 | 1.0 | - | >= 3x: Local no-EE answered nothing | "
+                                    "- | - | - |")  # no bound measured: no verdict either
 
 
 def test_baselines_are_compared_with_mdi_exit_at_the_same_thresholds() -> None:

@@ -151,6 +151,17 @@ def test_a_custody_copy_taken_back_is_restamped_by_the_next_same_report() -> Non
     assert sent.exit_thresholds == ExitThresholds.uniform(K, 0.5)
 
 
+def test_the_restamp_shortcut_forgets_a_source_that_is_gone() -> None:
+    """One entry per source that ever reported would grow with every made-up worker id on
+    the domain; a neighbour declared dead takes its entry along."""
+    w = make()  # lease 2 s
+    for i in range(50):
+        w.on_neighbor_state(report(f"s{i}", 1), 0.0)
+    assert len(w._stamped) == 50
+    w.tick(5.0)  # every lease ran out
+    assert len(w._stamped) == 0 and len(w.table) == 0
+
+
 def test_a_direct_restamp_is_undone_by_the_sources_next_report() -> None:
     w = make()
     t = task(1, source="s", te=0.9)

@@ -120,7 +120,7 @@ class NeighborTable:
         if report_settle < 0:
             raise ValueError(f"report_settle must be >= 0, got {report_settle}")
         self.self_id = self_id
-        self.model_id = model_id
+        self._model_id = model_id
         self._changes = 0  # every change of a record (see min_effective_input_queue)
         self.lease = float(lease)
         self.report_settle = float(report_settle)
@@ -130,6 +130,11 @@ class NeighborTable:
         self._oldest: float | None = None  # min received_at of the states (None: unknown)
         # min_effective_input_queue's last (changes, at, value)
         self._min_queue: tuple[int, float, float] | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The model whose neighbours are eligible (fixed: a new model is a new table)."""
+        return self._model_id
 
     @property
     def lease(self) -> float:
@@ -228,7 +233,7 @@ class NeighborTable:
             state is not None
             and self.is_alive(worker, now)
             and (self._allowed is None or worker in self._allowed)
-            and state.report.model_id == self.model_id
+            and state.report.model_id == self._model_id
             and state.report.lifecycle_state == ACTIVE
         )
 
@@ -238,7 +243,7 @@ class NeighborTable:
         With a one-hop set only its members are looked at: a fleet-wide state topic fills the
         table with every robot's reports, and Alg. 2 asks this on every offload decision.
         """
-        states, lease, model = self._states, self._lease, self.model_id
+        states, lease, model = self._states, self._lease, self._model_id
         names = sorted(states) if self._allowed is None else \
             [w for w in self._allowed_sorted if w in states]
         out = []
@@ -278,7 +283,7 @@ class NeighborTable:
             if s is None or now - s.received_at > self._lease:  # not known or not alive
                 continue
             r = s.report
-            if r.model_id == self.model_id and r.lifecycle_state == ACTIVE:  # is_eligible
+            if r.model_id == self._model_id and r.lifecycle_state == ACTIVE:  # is_eligible
                 q = r.input_queue + (s.unacked + len(s.pending))  # effective_input_queue
                 if q < best:
                     best = q

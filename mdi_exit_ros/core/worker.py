@@ -718,6 +718,7 @@ class WorkerCore:
         # say nothing about it, and it is probed like a newcomer (``_probe``).
         self._links.pop(neighbor, None)
         self._last_sent.pop(neighbor, None)
+        self._stamped.pop(neighbor, None)  # only a shortcut: kept, it would grow with every id
         entries = self.ledger.receiver_dead(neighbor)
         held = [key for key, (entry, _) in self._custody.items() if entry.receiver == neighbor]
         custody = [self._custody.pop(key)[0] for key in held]

@@ -302,13 +302,14 @@ class SourceNode(WorkerNode):
             self.refuse(f"label with a frame_id of {len(msg.header.frame_id)} characters")
             return
         key = frame_key(msg.header)
-        guess = self._unscored.pop(key, None)
-        if guess is not None:  # its result came first (a fast fleet answers before the label)
-            self._score(msg.class_id, guess)
-            return
-        self._labels[key] = msg.class_id
-        while len(self._labels) > LABEL_MEMORY:
-            self._labels.popitem(last=False)
+        with self.lock:  # the inference thread scores answers under it too
+            guess = self._unscored.pop(key, None)
+            if guess is not None:  # its answer came first (a fast fleet answers before it)
+                self._score(msg.class_id, guess)
+                return
+            self._labels[key] = msg.class_id
+            while len(self._labels) > LABEL_MEMORY:
+                self._labels.popitem(last=False)
 
     def _score(self, label: int, guess: int) -> None:
         """Accuracy counts one answered frame whose ground truth is known."""
@@ -474,7 +475,9 @@ class SourceNode(WorkerNode):
             result.data_id = frame_id  # one id per frame for users, whatever copy answered
             if isinstance(self.controller, core.RateController):
                 self.controller.on_answer()  # the fleet's delivery rate (slow start's exit)
-            self._inputs.pop(frame_id, None)
+            admitted = self._inputs.pop(frame_id, None)
+            if admitted is not None:  # the camera's own header, not the one on the wire
+                result.header = admitted.header
             # Its other copies still queued here would run for nothing (an expired frame's,
             # or a re-admitted frame's that the other copy answered): they go, counted.
             copies = [frame_id, *record.aliases] if record is not None else [frame_id]
@@ -486,8 +489,8 @@ class SourceNode(WorkerNode):
             label = self._labels.pop(key, None)
             if label is not None:
                 self._score(label, result.class_id)
-            else:  # the label may still be on its way: scored when it comes (bounded)
-                self._unscored[key] = result.class_id
+            elif admitted is not None:  # its label may still be on its way: scored when it
+                self._unscored[key] = result.class_id  # comes (bounded)
                 while len(self._unscored) > LABEL_MEMORY:
                     self._unscored.popitem(last=False)
         self._classification.publish(result)

@@ -658,8 +658,10 @@ def goals(rows: Iterable[Mapping[str, Any]]) -> str:
         ab = _num(r.get("achieved_over_bound"))
         if str(r["early_exit"]) != "True":
             speed = "-"  # the goals are MDI-Exit's, with early exits
-        elif ratio is None:  # a scenario without the baseline measures no ratio
+        elif base is None:  # a scenario without the baseline measures no ratio
             speed = f">= {want:g}x: no Local no-EE point"
+        elif ratio is None:
+            speed = f">= {want:g}x: Local no-EE answered nothing"
         else:
             met = ratio >= want and acc is not None and acc >= -1
             speed = f">= {want:g}x: {'met' if met else 'missed'}"
