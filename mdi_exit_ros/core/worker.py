@@ -518,15 +518,19 @@ class WorkerCore:
     def neighbor_views(self, size_bytes: int, now: float) -> list[NeighborView]:
         """Alg. 2 inputs for every eligible neighbour, for a payload of ``size_bytes``."""
         views = []
+        links, last_sent = self._links, self._last_sent
         for s in self.table.eligible(now):
             r = s.report
-            link = self.link(r.worker)
+            m = r.worker
+            link = links.get(m) or self.link(m)
+            sent = last_sent.get(m)
             views.append(NeighborView(
-                r.worker,
+                m,
                 r.input_queue + (s.unacked + len(s.pending)),  # effective I_m: + in flight
                 r.compute_delay,  # Gamma_m
                 link.delay(size_bytes, now),  # D_nm
-                probe=self._probe(r.worker, now, link),
+                # probe: as _probe, inlined (one view per eligible neighbour per decision)
+                link.is_stale(now) and (sent is None or now - sent > link.stale_after),
             ))
         return views
 
