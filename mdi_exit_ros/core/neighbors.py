@@ -147,6 +147,8 @@ class NeighborTable:
     def set_allowed(self, allowed: Iterable[str] | None) -> None:
         """One-hop constraint from the topology; None = any discovered neighbour."""
         self._allowed = None if allowed is None else frozenset(allowed)
+        # no one-hop neighbour at all (neighbors ['-']): a robot on its own
+        self.alone = self._allowed == frozenset()
         self._changes += 1
         self._allowed_sorted = () if self._allowed is None else tuple(sorted(self._allowed))
 
@@ -259,7 +261,8 @@ class NeighborTable:
         times see the same eligible set (a lease only runs out as time passes)."""
         cached = self._min_queue
         if cached is not None and cached[0] == self._changes and cached[1] <= now \
-                and self._states and now - self._oldest_at() <= self._lease:
+                and self._states and now - (self._oldest if self._oldest is not None
+                                            else self._oldest_at()) <= self._lease:
             return cached[2]
         best = self._min_effective_input_queue(now)
         self._min_queue = (self._changes, now, best)

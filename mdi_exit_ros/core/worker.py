@@ -403,7 +403,7 @@ class WorkerCore:
         Pipeline: I_n if task 1's stage is this worker, else O_n (sent to the stage). A worker
         with no neighbour at all keeps it in I_n: O_n would only park it (see ``complete``).
         """
-        if self.table.allowed == frozenset():
+        if self.table.alone:
             return Placement.INPUT
         if self.distribution is Distribution.DATA:
             return Placement.OUTPUT
@@ -493,7 +493,7 @@ class WorkerCore:
         nxt = task.successor()  # tau_{k+1}(d)
         nxt.payload, nxt.size_bytes = next_payload, next_size_bytes
         self._seen.add(nxt.key)
-        if self.table.allowed == frozenset() or self.distribution is Distribution.DATA:
+        if self.table.alone or self.distribution is Distribution.DATA:
             # No one-hop neighbour at all (neighbors ['-'], a robot on its own): O_n only
             # feeds Alg. 2, which has nobody to offload to, so a successor parked there would
             # wait behind every new frame until its frame went overdue. It runs here, in

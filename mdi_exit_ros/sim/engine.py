@@ -382,8 +382,9 @@ class Simulator:
 
     def _on_reports(self, receivers: list[str], report: core.NeighborReport) -> None:
         self.events += len(receivers) - 1
+        on_report = self._on_report
         for m in receivers:
-            self._on_report(m, report)
+            on_report(m, report)
 
     def _in_neighbors(self, wid: str) -> list[str]:
         cache = self._in_cache
@@ -400,16 +401,30 @@ class Simulator:
         if w is None or not w.alive:
             return
         w.core.on_neighbor_state(report, self.now)
-        self._offload(w)
-        self._retick(w)
+        self._after(w, kick=False)
 
     def _tick(self, w: _Worker) -> None:
         """nodes/worker.py `_on_tick`: re-sends, leases, deferred offloads, done notices."""
         for m, task in w.core.tick(self.now):
             self._send_task(w, m, task)
-        self._offload(w)
-        self._kick(w)
-        self._retick(w)
+        self._after(w)
+
+    def _after(self, w: _Worker, kick: bool = True) -> None:
+        """What an event at a live robot ends with, as on the nodes: Alg. 2 and the done
+        notices (``_offload``), the inference thread if it is idle next to queued work
+        (``kick``; a report does not wake it), and its next tick (``_retick``). The checks
+        here only spare calls that would return at once."""
+        wcore = w.core
+        if wcore.output:  # _offload, inlined
+            for m, task in wcore.offload_pass(self.now):
+                self._send_task(w, m, task)
+        done = wcore.take_done()
+        if done:
+            self._send_done(w, done)
+        if kick and not w.busy and w.core.input:
+            self._kick(w)
+        if w.tick_at >= self.now + self._tick_near:  # else the next grid tick is queued
+            self._retick(w)
 
     def _live(self, wid: str, inc: int | None = None) -> _Worker | None:
         w = self.workers.get(wid)
@@ -424,7 +439,9 @@ class Simulator:
         if wcore.output:
             for m, task in wcore.offload_pass(self.now):
                 self._send_task(w, m, task)
-        self._send_done(w)
+        done = wcore.take_done()
+        if done:
+            self._send_done(w, done)
 
     def _kick(self, w: _Worker) -> None:
         """The inference thread: take the head of I_n when idle."""
@@ -505,9 +522,10 @@ class Simulator:
                         s.incarnation if s else -1, task.key, task.attempt, wid,
                         receipt.accepted, receipt.accepted_count)
         if w.core.lifecycle_state == core.ACTIVE:
-            self._offload(w)
-        self._kick(w)
-        self._retick(w)
+            self._after(w)
+        else:
+            self._kick(w)
+            self._retick(w)
 
     def _on_ack(self, wid: str, inc: int, key: TaskKey, attempt: int, receiver: str,
                 accepted: bool, count: int) -> None:
@@ -515,14 +533,10 @@ class Simulator:
         if w is None or not w.alive or w.incarnation != inc:
             return
         w.core.on_ack(key, attempt, receiver, accepted, self.now, count)
-        self._offload(w)
-        self._kick(w)
-        self._retick(w)
+        self._after(w)
 
-    def _send_done(self, w: _Worker) -> None:
-        done = w.core.take_done()
-        if not done:
-            return
+    def _send_done(self, w: _Worker, done: list[tuple[str, TaskKey, int]]) -> None:
+        """Done notices (``WorkerCore.take_done``) over the links to their senders."""
         for sender, key, _attempt in done:
             s = self.workers.get(sender)
             self._over_link(w.wid, sender, ACK_BYTES, self._on_done, sender,
@@ -603,9 +617,7 @@ class Simulator:
                     size_bytes=self.input_bytes, admitted_at=self.now,
                     exit_thresholds=w.core.thresholds)
         w.core.submit(task, self.now)
-        self._offload(w)
-        self._kick(w)
-        self._retick(w)
+        self._after(w)
 
     def _control(self, w: _Worker) -> None:
         """Alg. 3 / Alg. 4 every control_period (nodes/source.py `_on_control`)."""
