@@ -274,14 +274,14 @@ class NeighborTable:
         return self._oldest
 
     def _min_effective_input_queue(self, now: float) -> float:
-        states, allowed = self._states, self._allowed
+        states, allowed, lease, model = self._states, self._allowed, self._lease, self.model_id
         best = math.inf
         for w in states if allowed is None else allowed:
             s = states.get(w)
-            if s is None or now - s.received_at > self._lease:  # not known or not alive
+            if s is None or now - s.received_at > lease:  # not known or not alive
                 continue
             r = s.report
-            if r.model_id == self.model_id and r.lifecycle_state == ACTIVE:  # is_eligible
+            if r.model_id == model and r.lifecycle_state == ACTIVE:  # is_eligible
                 q = r.input_queue + (s.unacked + len(s.pending))  # effective_input_queue
                 if q < best:
                     best = q
