@@ -26,7 +26,11 @@ from mdi_exit_ros.core import (
     LinkDelayEstimator,
     NeighborReport,
     NeighborTable,
+    NeighborView,
+    OffloadBranch,
     OffloadLedger,
+    OffloadSelector,
+    Selection,
     Task,
     TaskKey,
     WorkerCore,
@@ -436,3 +440,86 @@ def test_min_effective_input_queue_equals_a_fresh_minimum_after_any_sequence(ops
             now += k * 0.25
         fresh = min((s.effective_input_queue for s in table.eligible(now)), default=math.inf)
         assert table.min_effective_input_queue(now) == fresh
+
+
+# -- Alg. 2's selector and inputs, made cheaper (same decisions) ---------------------------------
+
+
+def _order_by_rank_dict(rr: int, neighbors: list[NeighborView]) -> list[NeighborView]:
+    """OffloadSelector.order as it was written before: the reference for the faster one."""
+    names = sorted(v.worker for v in neighbors)
+    rank = {name: i for i, name in enumerate(names)}
+    n = max(len(names), 1)
+    keys = sorted((not v.probe, v.link_delay + v.input_queue * v.compute_delay,
+                   (rank[v.worker] - rr) % n, i) for i, v in enumerate(neighbors))
+    return [neighbors[k[3]] for k in keys]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 50), st.lists(
+    st.tuples(st.integers(0, 4), st.sampled_from([0.0, 0.03, 0.05]),
+              st.sampled_from([0.0, 0.005, 0.0051]), st.booleans()), max_size=8))
+def test_order_equals_the_rank_dict_order(rr: int, specs: list[tuple]) -> None:
+    """Any neighbours (one view each, ties in every key) in the same order as before."""
+    names = [f"w{(7 * i) % 11}" for i in range(len(specs))]  # unsorted, unique
+    views = [NeighborView(n, q, g, d, probe=p)
+             for n, (q, g, d, p) in zip(names, specs, strict=True)]
+    sel = OffloadSelector(random.Random(0))
+    sel._rr = rr
+    assert sel.order(views) == _order_by_rank_dict(rr, views)
+
+
+def test_selection_is_a_named_tuple_with_target_and_decisions() -> None:
+    sel = OffloadSelector(random.Random(0))
+    views = [NeighborView("a", 0, 0.1, 0.01), NeighborView("b", 5, 0.1, 0.01)]
+    s = sel.choose(3, 10, 0.1, views)
+    assert (s.target, [d.neighbor for d in s.decisions]) == ("a", ["a"])
+    assert s == Selection("a", s.decisions)
+    none = sel.choose(0, 0, 0.1, views)
+    assert none.target is None and [d.branch for d in none.decisions] == [OffloadBranch.KEEP] * 2
+
+
+def test_neighbor_views_probe_follows_the_link_and_the_last_send() -> None:
+    """The probe flag inlined in neighbor_views is `_probe`'s rule."""
+    w = make(allowed=["a", "b"], lease=100.0)
+    w.table.update(report("a", 1), 0.0)
+    w.table.update(report("b", 1), 0.0)
+    for now in (0.0, 5.0, 20.0):
+        views = w.neighbor_views(1000, now)
+        assert [v.probe for v in views] == [w._probe(v.worker, now) for v in views]
+    w.link("a").observe(0.02, 1000, 20.0)
+    w._last_sent["b"] = 19.0
+    for now in (20.0, 25.0, 29.5, 31.0, 60.0):
+        views = w.neighbor_views(1000, now)
+        assert len(views) == 2
+        assert [v.probe for v in views] == [w._probe(v.worker, now) for v in views]
+    assert [v.probe for v in w.neighbor_views(1000, 20.0)] == [False, False]  # b: sent at 19
+    assert [v.probe for v in w.neighbor_views(1000, 29.5)] == [False, True]  # b: 10.5 s ago
+
+
+def test_link_delay_reads_the_cached_fit_and_follows_new_samples() -> None:
+    est, fresh = LinkDelayEstimator(), LinkDelayEstimator()
+    assert est.delay(1000, 0.0) == est.prior_delay(1000)
+    for i, (rtt, size) in enumerate([(0.012, 1000), (0.030, 20000), (0.021, 9000)]):
+        est.observe(rtt, size, float(i))
+        fresh.observe(rtt, size, float(i))
+        fresh._fitted = None  # no cache: computed from the samples
+        for now in (float(i), i + 15.0):
+            assert est.delay(5000, now) == fresh.delay(5000, now)
+            fresh._fitted = None
+
+
+def test_alone_follows_every_set_allowed() -> None:
+    """`alone` (no one-hop neighbour at all) is set wherever the allowed set is."""
+    table = NeighborTable("n", "m")
+    assert not table.alone  # None: any discovered neighbour
+    for allowed, alone in (([], True), (["a"], False), ([], True), (None, False)):
+        table.set_allowed(allowed)
+        assert table.alone is alone
+    w = make(allowed=[])
+    w.submit(task(1), 0.0)
+    assert list(w.input) and not w.output  # alone: tau_1 stays in I_n
+    w.table.set_allowed(["a"])
+    w.offload_first_task = True
+    w.submit(task(2), 0.0)
+    assert len(w.output) == 1  # with a neighbour, first-task offloading parks it in O_n

@@ -206,7 +206,7 @@ class LinkDelayEstimator:
 
     def delay(self, size_bytes: int, now: float) -> float:
         """D_nm for a payload of ``size_bytes`` as estimated at time ``now``."""
-        fitted = self.fit()
+        fitted = self._fitted if self._fitted is not None else self.fit()
         if fitted is None or self._last_at is None:
             return self.prior_delay(size_bytes)
         latency, per_byte = fitted

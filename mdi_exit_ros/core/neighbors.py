@@ -152,6 +152,8 @@ class NeighborTable:
     def set_allowed(self, allowed: Iterable[str] | None) -> None:
         """One-hop constraint from the topology; None = any discovered neighbour."""
         self._allowed = None if allowed is None else frozenset(allowed)
+        # no one-hop neighbour at all (neighbors ['-']): a robot on its own
+        self.alone = self._allowed == frozenset()
         self._changes += 1
         self._allowed_sorted = () if self._allowed is None else tuple(sorted(self._allowed))
 
@@ -264,7 +266,8 @@ class NeighborTable:
         times see the same eligible set (a lease only runs out as time passes)."""
         cached = self._min_queue
         if cached is not None and cached[0] == self._changes and cached[1] <= now \
-                and self._states and now - self._oldest_at() <= self._lease:
+                and self._states and now - (self._oldest if self._oldest is not None
+                                            else self._oldest_at()) <= self._lease:
             return cached[2]
         best = self._min_effective_input_queue(now)
         self._min_queue = (self._changes, now, best)
@@ -276,14 +279,14 @@ class NeighborTable:
         return self._oldest
 
     def _min_effective_input_queue(self, now: float) -> float:
-        states, allowed = self._states, self._allowed
+        states, allowed, lease, model = self._states, self._allowed, self._lease, self._model_id
         best = math.inf
         for w in states if allowed is None else allowed:
             s = states.get(w)
-            if s is None or now - s.received_at > self._lease:  # not known or not alive
+            if s is None or now - s.received_at > lease:  # not known or not alive
                 continue
             r = s.report
-            if r.model_id == self._model_id and r.lifecycle_state == ACTIVE:  # is_eligible
+            if r.model_id == model and r.lifecycle_state == ACTIVE:  # is_eligible
                 q = r.input_queue + (s.unacked + len(s.pending))  # effective_input_queue
                 if q < best:
                     best = q

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 
@@ -96,9 +95,9 @@ class NeighborView(NamedTuple):
         return self.link_delay + self.input_queue * self.compute_delay
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Result of one selection: the chosen neighbour (or None) and every rule evaluated."""
+class Selection(NamedTuple):
+    """Result of one selection: the chosen neighbour (or None) and every rule evaluated
+    (immutable; a NamedTuple: one per Alg. 2 evaluation)."""
 
     target: str | None
     decisions: tuple[OffloadDecision, ...]
@@ -125,15 +124,16 @@ class OffloadSelector:
 
     def order(self, neighbors: Sequence[NeighborView]) -> list[NeighborView]:
         """Probes first, then by expected delay; ties broken by the rotating round-robin
-        offset."""
-        names = sorted(v.worker for v in neighbors)
-        rank = {name: i for i, name in enumerate(names)}
-        n = max(len(names), 1)
+        offset (over the neighbours' names, one view per neighbour)."""
+        n = len(neighbors)
+        if n < 2:
+            return list(neighbors)
+        names = sorted([v.worker for v in neighbors])  # rank = position in this list
         rr = self._rr
         # (probe last, D_nm + I_m Gamma_m as expected_delay, rotated rank, position): the
         # position keeps equal keys in their order, as a stable sort by the first three does
-        keys = sorted((not v.probe, v.link_delay + v.input_queue * v.compute_delay,
-                       (rank[v.worker] - rr) % n, i) for i, v in enumerate(neighbors))
+        keys = sorted([(not v.probe, v.link_delay + v.input_queue * v.compute_delay,
+                        (names.index(v.worker) - rr) % n, i) for i, v in enumerate(neighbors)])
         return [neighbors[k[3]] for k in keys]
 
     def best(self, neighbors: Sequence[NeighborView]) -> NeighborView | None:
@@ -149,16 +149,11 @@ class OffloadSelector:
     ) -> Selection:
         """Run Alg. 2 on each neighbour in :meth:`order`; the first that accepts wins."""
         decisions: list[OffloadDecision] = []
+        rng = self._rng
         for view in self.order(neighbors):
             decision = offload_rule(
-                o_n,
-                i_n,
-                gamma_n,
-                view.input_queue,
-                view.compute_delay,
-                view.link_delay,
-                self._rng,
-                neighbor=view.worker,
+                o_n, i_n, gamma_n, view.input_queue, view.compute_delay, view.link_delay, rng,
+                view.worker,
             )
             decisions.append(decision)
             if decision.offload:

@@ -403,7 +403,7 @@ class WorkerCore:
         Pipeline: I_n if task 1's stage is this worker, else O_n (sent to the stage). A worker
         with no neighbour at all keeps it in I_n: O_n would only park it (see ``complete``).
         """
-        if self.table.allowed == frozenset():
+        if self.table.alone:
             return Placement.INPUT
         if self.distribution is Distribution.DATA:
             return Placement.OUTPUT
@@ -493,7 +493,7 @@ class WorkerCore:
         nxt = task.successor()  # tau_{k+1}(d)
         nxt.payload, nxt.size_bytes = next_payload, next_size_bytes
         self._seen.add(nxt.key)
-        if self.table.allowed == frozenset() or self.distribution is Distribution.DATA:
+        if self.table.alone or self.distribution is Distribution.DATA:
             # No one-hop neighbour at all (neighbors ['-'], a robot on its own): O_n only
             # feeds Alg. 2, which has nobody to offload to, so a successor parked there would
             # wait behind every new frame until its frame went overdue. It runs here, in
@@ -518,15 +518,19 @@ class WorkerCore:
     def neighbor_views(self, size_bytes: int, now: float) -> list[NeighborView]:
         """Alg. 2 inputs for every eligible neighbour, for a payload of ``size_bytes``."""
         views = []
+        links, last_sent = self._links, self._last_sent
         for s in self.table.eligible(now):
             r = s.report
-            link = self.link(r.worker)
+            m = r.worker
+            link = links.get(m) or self.link(m)
+            sent = last_sent.get(m)
             views.append(NeighborView(
-                r.worker,
+                m,
                 r.input_queue + (s.unacked + len(s.pending)),  # effective I_m: + in flight
                 r.compute_delay,  # Gamma_m
                 link.delay(size_bytes, now),  # D_nm
-                probe=self._probe(r.worker, now, link),
+                # probe: as _probe, inlined (one view per eligible neighbour per decision)
+                link.is_stale(now) and (sent is None or now - sent > link.stale_after),
             ))
         return views
 

@@ -27,6 +27,7 @@ SimPy.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import math
@@ -47,6 +48,7 @@ from .exits import ExitTable
 ACK_BYTES = 64
 TICK_PERIOD = 0.05
 MODEL_ID = "sim-model"
+GC_THRESHOLD = 200_000  # allocations between collections of the youngest generation (run)
 
 
 def _default(name: str) -> Any:
@@ -191,7 +193,7 @@ class Simulator:
         # order, as (time, sequence) would; the scheduling time lets a skipped tick timer
         # put a tick where the timer's own schedule would have put it (``_retick``)
         self._q: list[tuple[float, float, int, Callable[..., None], tuple]] = []
-        self._key: tuple[float, float] = (0.0, 0.0)  # (time, scheduled) of the running event
+        self._sched = 0.0  # when the running event was scheduled (its second field)
         self._seq = itertools.count()
         self.events = 0
         self.ticks_idle = 0  # skip_idle_ticks: queued ticks that found nothing to do
@@ -204,6 +206,9 @@ class Simulator:
         self.duplicates = 0
         self.sources: dict[str, _Source] = {}
         self._stop_at = math.inf
+        self._skip_ticks = self.params.skip_idle_ticks
+        self._tick_near = 0.99 * self.params.tick_period  # _retick: "the next grid tick"
+        self._unsettled: _Source | None = None  # a source last seen with a pending frame
         self._in_cache: dict[str, list[str]] | None = None
         for i, wid in enumerate(workers):
             self._start_worker(wid, i)
@@ -221,28 +226,46 @@ class Simulator:
         """Run to ``until``; then up to ``drain`` s more until every admitted frame is
         answered (cameras stop at their ``Arrivals.stop``). ``progress(now)`` is called about
         every simulated second. May be called again with a later ``until``."""
-        self._stop_at = until + drain
+        self._stop_at = stop = until + drain
         q, pop = self._q, heapq.heappop
-        next_progress = 0.0
-        while q:
-            t, sched, _, fn, args = q[0]
-            if t > self._stop_at:
-                break
-            if t > until and self.settled():
-                break
-            pop(q)
-            self.now = t
-            self._key = (t, sched)
-            self.events += 1
-            fn(*args)
-            if progress is not None and t >= next_progress:
-                progress(t)
-                next_progress = t + 1.0
+        next_progress = 0.0 if progress is not None else math.inf
+        events = 0  # added to self.events at the end (handlers adjust it too)
+        # The loop creates no reference cycles (gc.collect() after a run finds nothing), but
+        # many objects that live for hundreds of events (queued events, tasks): with the
+        # default thresholds they are promoted to the oldest generation before they die,
+        # and the full collections they trigger walk every record of the run (millions of
+        # answered frames). Collections only change when memory is reclaimed, never a value.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], GC_THRESHOLD), *thresholds[1:])
+        try:
+            while q:
+                t = q[0][0]
+                if t > stop or (t > until and self.settled()):
+                    break
+                t, self._sched, _, fn, args = pop(q)
+                self.now = t
+                events += 1
+                fn(*args)
+                if t >= next_progress:
+                    progress(t)  # type: ignore[misc]  # inf unless progress is given
+                    next_progress = t + 1.0
+        finally:
+            self.events += events
+            gc.set_threshold(*thresholds)
         self.now = min(max(self.now, until), self._stop_at)
 
     def settled(self) -> bool:
-        """No admitted frame is waiting for its answer."""
-        return all(not s.frames.pending_count() for s in self.sources.values())
+        """No admitted frame is waiting for its answer (asked after every event of the
+        drain: the source found pending last time is looked at first)."""
+        last = self._unsettled
+        if last is not None and last.frames.pending_count():
+            return False
+        for s in self.sources.values():
+            if s.frames.pending_count():
+                self._unsettled = s
+                return False
+        self._unsettled = None
+        return True
 
     def _every(self, period: float, fn: Callable[..., None], wid: str, inc: int,
                phase: float) -> None:
@@ -292,18 +315,19 @@ class Simulator:
         the scheduling time the timer's own schedule gives it (the grid tick before it), so
         that it runs in the same order among simultaneous events. Ticks that ran anyway are
         harmless: a tick that cannot act is a no-op."""
-        if not self.params.skip_idle_ticks or not w.alive:
+        if not self._skip_ticks or not w.alive:
             return
-        if w.tick_at < self.now + 0.99 * self.params.tick_period:
+        now = self.now
+        if w.tick_at < now + self._tick_near:
             return  # the next grid tick is queued: none can come earlier
         if not w.busy and w.core.input:
-            due = self.now  # the tick's _kick would start a task
+            due = now  # the tick's _kick would start a task
         else:
-            due = w.core.next_deadline(self.now)
+            due = w.core.next_deadline(now)
         if w.tick_at <= due:
             return  # the queued tick comes early enough
         period = self.params.tick_period
-        key = self._key
+        key = (self.now, self._sched)  # the running event's place in the queue
         prev, nxt = w.grid_prev, w.grid_next
         while (nxt, prev) <= key:  # grid ticks in the past (skipped)
             prev, nxt = nxt, nxt + period
@@ -358,8 +382,9 @@ class Simulator:
 
     def _on_reports(self, receivers: list[str], report: core.NeighborReport) -> None:
         self.events += len(receivers) - 1
+        on_report = self._on_report
         for m in receivers:
-            self._on_report(m, report)
+            on_report(m, report)
 
     def _in_neighbors(self, wid: str) -> list[str]:
         cache = self._in_cache
@@ -372,20 +397,34 @@ class Simulator:
         return cache.get(wid, [])
 
     def _on_report(self, wid: str, report: core.NeighborReport) -> None:
-        w = self._live(wid)
-        if w is None:
+        w = self.workers.get(wid)
+        if w is None or not w.alive:
             return
         w.core.on_neighbor_state(report, self.now)
-        self._offload(w)
-        self._retick(w)
+        self._after(w, kick=False)
 
     def _tick(self, w: _Worker) -> None:
         """nodes/worker.py `_on_tick`: re-sends, leases, deferred offloads, done notices."""
         for m, task in w.core.tick(self.now):
             self._send_task(w, m, task)
-        self._offload(w)
-        self._kick(w)
-        self._retick(w)
+        self._after(w)
+
+    def _after(self, w: _Worker, kick: bool = True) -> None:
+        """What an event at a live robot ends with, as on the nodes: Alg. 2 and the done
+        notices (``_offload``), the inference thread if it is idle next to queued work
+        (``kick``; a report does not wake it), and its next tick (``_retick``). The checks
+        here only spare calls that would return at once."""
+        wcore = w.core
+        if wcore.output:  # _offload, inlined
+            for m, task in wcore.offload_pass(self.now):
+                self._send_task(w, m, task)
+        done = wcore.take_done()
+        if done:
+            self._send_done(w, done)
+        if kick and not w.busy and w.core.input:
+            self._kick(w)
+        if w.tick_at >= self.now + self._tick_near:  # else the next grid tick is queued
+            self._retick(w)
 
     def _live(self, wid: str, inc: int | None = None) -> _Worker | None:
         w = self.workers.get(wid)
@@ -394,9 +433,15 @@ class Simulator:
         return w
 
     def _offload(self, w: _Worker) -> None:
-        for m, task in w.core.offload_pass(self.now):
-            self._send_task(w, m, task)
-        self._send_done(w)
+        """Alg. 2 (``offload_pass``, as the nodes after every event), then the done notices.
+        A pass over an empty O_n does nothing (every distribution), so it is not called."""
+        wcore = w.core
+        if wcore.output:
+            for m, task in wcore.offload_pass(self.now):
+                self._send_task(w, m, task)
+        done = wcore.take_done()
+        if done:
+            self._send_done(w, done)
 
     def _kick(self, w: _Worker) -> None:
         """The inference thread: take the head of I_n when idle."""
@@ -407,11 +452,12 @@ class Simulator:
             return
         w.busy = True
         seconds = w.cfg.service_times[task.task_index - 1]
-        self.at(self.now + seconds, self._complete, w.wid, w.incarnation, task, seconds)
+        heapq.heappush(self._q, (self.now + seconds, self.now, next(self._seq), self._complete,
+                                 (w.wid, w.incarnation, task, seconds)))
 
     def _complete(self, wid: str, inc: int, task: Task, seconds: float) -> None:
-        w = self._live(wid, inc)
-        if w is None:
+        w = self.workers.get(wid)
+        if w is None or not w.alive or w.incarnation != inc:
             return  # the worker crashed while running it: lost with it
         w.busy = False
         w.tasks_run += 1
@@ -449,23 +495,26 @@ class Simulator:
         if self._link_down and self._down(a, b):
             return  # lost: the ack timeout / lease takes care of it
         cfg = self.configs[a]
-        start = max(self.now, self._link_free.get((a, b), self.now))
+        now = self.now
+        link = (a, b)
+        start = self._link_free.get(link, now)
+        if start < now:
+            start = now
         done = start + (size / cfg.link_bandwidth if cfg.link_bandwidth < math.inf else 0.0)
-        self._link_free[(a, b)] = done
-        self.at(done + cfg.link_delay, fn, *args)
+        self._link_free[link] = done
+        heapq.heappush(self._q, (done + cfg.link_delay, now, next(self._seq), fn, args))
 
     def _send_task(self, w: _Worker, m: str, task: Task) -> None:
-        copy = Task(task.key, attempt=task.attempt, payload=task.payload,
-                    size_bytes=task.size_bytes, admitted_at=task.admitted_at, hops=task.hops,
-                    exit_thresholds=task.exit_thresholds)
+        copy = Task(task.key, task.attempt, task.payload, task.size_bytes, task.admitted_at,
+                    task.hops, task.exit_thresholds)  # what the wire carries (all fields)
         target = self.workers.get(m)
         inc = target.incarnation if target is not None else -1
         self._over_link(w.wid, m, task.size_bytes, self._on_task, m, inc, w.wid, copy)
 
     def _on_task(self, wid: str, inc: int, sender: str, task: Task) -> None:
         """nodes/worker.py `_on_task`: submit, ack back over the link, offload, run."""
-        w = self._live(wid, inc)
-        if w is None:
+        w = self.workers.get(wid)
+        if w is None or not w.alive or w.incarnation != inc:
             return
         receipt = w.core.submit(task, self.now, model_id=MODEL_ID, sender=sender)
         s = self.workers.get(sender)
@@ -473,29 +522,29 @@ class Simulator:
                         s.incarnation if s else -1, task.key, task.attempt, wid,
                         receipt.accepted, receipt.accepted_count)
         if w.core.lifecycle_state == core.ACTIVE:
-            self._offload(w)
-        self._kick(w)
-        self._retick(w)
+            self._after(w)
+        else:
+            self._kick(w)
+            self._retick(w)
 
     def _on_ack(self, wid: str, inc: int, key: TaskKey, attempt: int, receiver: str,
                 accepted: bool, count: int) -> None:
-        w = self._live(wid, inc)
-        if w is None:
+        w = self.workers.get(wid)
+        if w is None or not w.alive or w.incarnation != inc:
             return
         w.core.on_ack(key, attempt, receiver, accepted, self.now, count)
-        self._offload(w)
-        self._kick(w)
-        self._retick(w)
+        self._after(w)
 
-    def _send_done(self, w: _Worker) -> None:
-        for sender, key, _attempt in w.core.take_done():
+    def _send_done(self, w: _Worker, done: list[tuple[str, TaskKey, int]]) -> None:
+        """Done notices (``WorkerCore.take_done``) over the links to their senders."""
+        for sender, key, _attempt in done:
             s = self.workers.get(sender)
             self._over_link(w.wid, sender, ACK_BYTES, self._on_done, sender,
                             s.incarnation if s else -1, key, w.wid)
 
     def _on_done(self, wid: str, inc: int, key: TaskKey, receiver: str) -> None:
-        w = self._live(wid, inc)
-        if w is not None:
+        w = self.workers.get(wid)
+        if w is not None and w.alive and w.incarnation == inc:
             w.core.on_done(key, receiver)
 
     # -- sources (nodes/source.py) ----------------------------------------------------------
@@ -568,9 +617,7 @@ class Simulator:
                     size_bytes=self.input_bytes, admitted_at=self.now,
                     exit_thresholds=w.core.thresholds)
         w.core.submit(task, self.now)
-        self._offload(w)
-        self._kick(w)
-        self._retick(w)
+        self._after(w)
 
     def _control(self, w: _Worker) -> None:
         """Alg. 3 / Alg. 4 every control_period (nodes/source.py `_on_control`)."""
