@@ -259,21 +259,20 @@ class Driver:
                         step=frame.shape[1])
             msg.data = array.array("B", frame.tobytes())
             msg.header.frame_id = "camera"
-            msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + self.sent[source], 7
-            if labels is not None:
-                label = FrameLabel(class_id=labels[len(stamps)])
-                label.header = msg.header
-                self._label_pubs[source].publish(label)
+            stamp = (1000 + self.sent[source], 7)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+            if labels is not None:  # the label first: the source scores the answer with it
+                self.publish_labels(source, [stamp], [labels[len(stamps)]])
             pub.publish(msg)
             self.sent[source] += 1
-            stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
+            stamps.append(stamp)
             self.spin_for(1.0 / rate)
         return stamps
 
     def publish_labels(self, source: str, stamps: list[tuple[int, int]],
                        labels: list[int]) -> None:
-        """Publish the ground truth of frames already sent (their stamps from
-        `publish_frames`), e.g. after their results: a label may come late."""
+        """Publish the ground truth of frames by their stamps (as `publish_frames` gives
+        them), also after their results: a label may come late."""
         for (sec, nanosec), class_id in zip(stamps, labels, strict=True):
             label = FrameLabel(class_id=class_id)
             label.header.frame_id = "camera"

@@ -128,12 +128,12 @@ class OffloadSelector:
         n = len(neighbors)
         if n < 2:
             return list(neighbors)
-        names = sorted([v.worker for v in neighbors])  # rank = position in this list
+        rank = {name: i for i, name in enumerate(sorted([v.worker for v in neighbors]))}
         rr = self._rr
         # (probe last, D_nm + I_m Gamma_m as expected_delay, rotated rank, position): the
         # position keeps equal keys in their order, as a stable sort by the first three does
         keys = sorted([(not v.probe, v.link_delay + v.input_queue * v.compute_delay,
-                        (names.index(v.worker) - rr) % n, i) for i, v in enumerate(neighbors)])
+                        (rank[v.worker] - rr) % n, i) for i, v in enumerate(neighbors)])
         return [neighbors[k[3]] for k in keys]
 
     def best(self, neighbors: Sequence[NeighborView]) -> NeighborView | None:

@@ -518,28 +518,25 @@ class WorkerCore:
     def neighbor_views(self, size_bytes: int, now: float) -> list[NeighborView]:
         """Alg. 2 inputs for every eligible neighbour, for a payload of ``size_bytes``."""
         views = []
-        links, last_sent = self._links, self._last_sent
+        links = self._links
         for s in self.table.eligible(now):
             r = s.report
             m = r.worker
             link = links.get(m) or self.link(m)
-            sent = last_sent.get(m)
             views.append(NeighborView(
                 m,
                 r.input_queue + (s.unacked + len(s.pending)),  # effective I_m: + in flight
                 r.compute_delay,  # Gamma_m
                 link.delay(size_bytes, now),  # D_nm
-                # probe: as _probe, inlined (one view per eligible neighbour per decision)
-                link.is_stale(now) and (sent is None or now - sent > link.stale_after),
+                self._probe(m, now, link),
             ))
         return views
 
-    def _probe(self, neighbor: str, now: float, link: LinkDelayEstimator | None = None) -> bool:
+    def _probe(self, neighbor: str, now: float, link: LinkDelayEstimator) -> bool:
         """Its link delay is unmeasured lately and we sent it nothing for as long: the next
         offload Alg. 2 allows should measure it (OffloadSelector tries it first). At most
         one probe per ``stale_after`` seconds, so a slow link is not flooded with probes
         while the first one's ack is on its way."""
-        link = link or self.link(neighbor)
         sent = self._last_sent.get(neighbor)
         return link.is_stale(now) and (sent is None or now - sent > link.stale_after)
 

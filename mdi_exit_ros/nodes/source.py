@@ -44,6 +44,13 @@ QOS_DISCOVERY_PERIOD = 0.5  # s between looks at the camera's publishers (qos: a
 UNNUMBERED = 2**64 - 1  # rmw/types.h RMW_MESSAGE_INFO_SEQUENCE_NUMBER_UNSUPPORTED
 
 
+def _remember(memory: OrderedDict[tuple, int], key: tuple, class_id: int) -> None:
+    """Keep a label or an unscored answer, the oldest going beyond LABEL_MEMORY."""
+    memory[key] = class_id
+    while len(memory) > LABEL_MEMORY:
+        memory.popitem(last=False)
+
+
 def new_incarnation() -> int:
     """The first data_id of a configured source: a random incarnation in the upper 31 bits.
 
@@ -307,9 +314,7 @@ class SourceNode(WorkerNode):
             if guess is not None:  # its answer came first (a fast fleet answers before it)
                 self._score(msg.class_id, guess)
                 return
-            self._labels[key] = msg.class_id
-            while len(self._labels) > LABEL_MEMORY:
-                self._labels.popitem(last=False)
+            _remember(self._labels, key, msg.class_id)
 
     def _score(self, label: int, guess: int) -> None:
         """Accuracy counts one answered frame whose ground truth is known."""
@@ -489,10 +494,8 @@ class SourceNode(WorkerNode):
             label = self._labels.pop(key, None)
             if label is not None:
                 self._score(label, result.class_id)
-            elif admitted is not None:  # its label may still be on its way: scored when it
-                self._unscored[key] = result.class_id  # comes (bounded)
-                while len(self._unscored) > LABEL_MEMORY:
-                    self._unscored.popitem(last=False)
+            elif admitted is not None:  # its label may still be on its way: scored then
+                _remember(self._unscored, key, result.class_id)
         self._classification.publish(result)
         return True
 

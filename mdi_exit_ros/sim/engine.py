@@ -414,13 +414,7 @@ class Simulator:
         notices (``_offload``), the inference thread if it is idle next to queued work
         (``kick``; a report does not wake it), and its next tick (``_retick``). The checks
         here only spare calls that would return at once."""
-        wcore = w.core
-        if wcore.output:  # _offload, inlined
-            for m, task in wcore.offload_pass(self.now):
-                self._send_task(w, m, task)
-        done = wcore.take_done()
-        if done:
-            self._send_done(w, done)
+        self._offload(w)
         if kick and not w.busy and w.core.input:
             self._kick(w)
         if w.tick_at >= self.now + self._tick_near:  # else the next grid tick is queued
