@@ -77,7 +77,7 @@ $(VENV)/.deps-stamp: pyproject.toml
 venv: $(VENV)/.deps-stamp
 
 install: venv
-	$(PIP) install --no-build-isolation ".[test]"
+	$(PIP) install --no-build-isolation ".[test,sim]"
 
 # ROS 2 Jazzy (LTS): the same package built and tested against the ros-jazzy-* wheels, in a
 # venv of its own ($(JAZZY_VENV)) and a CMake build folder of its own (build/jazzy). The ros-*
@@ -93,7 +93,7 @@ $(JAZZY_VENV)/.deps-stamp: pyproject.toml requirements/jazzy.txt
 	$(JAZZY_PIP) install --upgrade "pip>=23.1"
 	$(JAZZY_PY) -c "import tomllib; t = tomllib.load(open('pyproject.toml', 'rb')); \
 	  reqs = t['build-system']['requires'] + t['project']['dependencies'] + \
-	    t['project']['optional-dependencies']['test']; \
+	    t['project']['optional-dependencies']['test'] + t['project']['optional-dependencies']['sim']; \
 	  print('\n'.join(r for r in reqs if not r.startswith('ros-')))" > $(JAZZY_VENV)/non-ros-requirements.txt
 	$(JAZZY_PIP) install -r $(JAZZY_VENV)/non-ros-requirements.txt -r requirements/jazzy.txt
 	touch $@

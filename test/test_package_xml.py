@@ -32,6 +32,7 @@ IMPORT_KEYS = {
 OPTIONAL = {
     "cv2": "video input (image player `video:`), pip install opencv-python-headless",
     "mutmut": "`make mutation` only (test_mutation_config.py)",
+    "mypyc": "`mdi-exit sim --compiled` only (the `sim` extra: pip install 'mdi_exit_ros[sim]')",
 }
 # Declared without an import of that name: a plugin, or a dependency of the messages.
 NOT_IMPORTED = {"python3-pytest-timeout"}

@@ -289,7 +289,7 @@ class NeighborTable:
             if r.model_id == model and r.lifecycle_state == ACTIVE:  # is_eligible
                 q = r.input_queue + (s.unacked + len(s.pending))  # effective_input_queue
                 if q < best:
-                    best = q
+                    best = float(q)  # a float throughout (mypyc, sim/compiled.py)
         return best
 
     def get(self, worker: str) -> NeighborState | None:

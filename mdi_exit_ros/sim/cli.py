@@ -11,16 +11,30 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
+import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import yaml
 from tqdm import tqdm
 
-from .scenario import SimScenarioError, build, expand_sweep, metrics, set_dotted, validate
+from . import topologies
+from .scenario import (
+    SimScenarioError,
+    build,
+    expand_sweep,
+    metrics,
+    metrics_of,
+    parts,
+    set_dotted,
+    tally,
+    validate,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,11 +68,90 @@ def build_parser() -> argparse.ArgumentParser:
                         "the means, and the standard deviations of the compared numbers")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto")
     p.add_argument("--profile", metavar="FILE", help="write a cProfile of the runs here")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="processes for the components of a `split: components` scenario "
+                        "(the rows do not depend on it)")
+    p.add_argument("--compiled", action="store_true",
+                   help="run on the core and event loop compiled with mypyc (sim/compiled.py: "
+                        "the same results, about twice as fast), building them first if "
+                        "needed (~1 min; mypy and a C compiler)")
     return p
 
 
-def run_one(data: dict[str, Any], base: Path, label: str, show: bool) -> dict[str, Any]:
+def _use_compiled(wanted: bool, argv: list[str]) -> str | None:
+    """With --compiled, re-run this command on the compiled copy (does not return then);
+    returns why it cannot, or None to go on (plainly, or already compiled)."""
+    from . import compiled
+
+    if compiled.active():
+        try:
+            compiled.check_active()
+        except compiled.CompiledError as exc:
+            return str(exc)
+        print(f"mdi-exit sim: compiled (mypyc) core and event loop from "
+              f"{os.environ[compiled.ACTIVE_ENV]}", file=sys.stderr)
+        return None
+    if not wanted:
+        return None
+    folder = compiled.find()
+    if folder is None:
+        print(f"mdi-exit sim: compiling the core and the event loop with mypyc into "
+              f"{compiled.cache_root()} (once for these sources, ~1 min)", file=sys.stderr)
+        try:
+            folder = compiled.build()
+        except (compiled.CompiledError, OSError) as exc:
+            return f"--compiled: {exc}"
+    compiled.run_compiled(folder, argv)
+    return None  # not reached
+
+
+def _run_part(data: dict[str, Any], base: Path, part: int
+              ) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """One component of a split scenario (in a process of its own with --jobs): the
+    scenario's facts, the part's tally and the CPU seconds of its run."""
+    sim, facts = build(data, base, part)
+    cpu = time.process_time()
+    sim.run(facts["duration"], facts["drain"])
+    return facts, tally(sim, facts), time.process_time() - cpu
+
+
+def run_split(data: dict[str, Any], base: Path, label: str, show: bool, jobs: int,
+              n: int) -> dict[str, Any]:
+    """A `split: components` scenario: its ``n`` components run apart (``jobs`` processes,
+    the largest first) and add up to one row, the same whatever ``jobs`` is. `cpu_s` is the
+    parts' CPU seconds added up; `wall_s` the whole."""
+    sizes = [len(c) for c in topologies.component_lists(validate(data, base).topology)]
+    order = sorted(range(n), key=lambda i: (-sizes[i], i))
+    started = time.perf_counter()
+    done: dict[int, tuple[dict[str, Any], dict[str, Any], float]] = {}
+    bar = tqdm(total=n, unit="part", desc=label, disable=not show, leave=False)
+    if jobs > 1:
+        ctx = multiprocessing.get_context("fork")  # the children reuse the loaded modules
+        with ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=ctx) as pool:
+            futures = {pool.submit(_run_part, data, base, i): i for i in order}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                bar.update(1)
+    else:
+        for i in order:
+            done[i] = _run_part(data, base, i)
+            bar.update(1)
+    bar.close()
+    wall = time.perf_counter() - started
+    facts = done[0][0]
+    m = metrics_of([done[i][1] for i in range(n)], facts)
+    cpu = sum(done[i][2] for i in range(n))
+    return {**facts, **m, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+            "events_per_s": round(m["events"] / wall) if wall > 0 else None,
+            "events_per_cpu_s": round(m["events"] / cpu) if cpu > 0 else None}
+
+
+def run_one(data: dict[str, Any], base: Path, label: str, show: bool,
+            jobs: int = 1) -> dict[str, Any]:
     """Build, run and measure one scenario (no sweep)."""
+    n = parts(data, base)
+    if n > 1:
+        return run_split(data, base, label, show, jobs, n)
     sim, facts = build(data, base)
     total = facts["duration"] + facts["drain"]
     bar = tqdm(total=round(total), unit="sim s", desc=label, disable=not show, leave=False)
@@ -82,14 +175,14 @@ def _is_num(v: Any) -> bool:
 
 
 def run_seeds(data: dict[str, Any], base: Path, label: str, show: bool,
-              seeds: int) -> dict[str, Any]:
+              seeds: int, jobs: int = 1) -> dict[str, Any]:
     """`run_one` with `seeds` seeds: means of the numbers (lists such as the exit mix element
     by element), spread of the compared ones. A seed without a value (no answer in its
     window: no p50, no accuracy) is left out of that mean, and `means_over` says over how
     many seeds such a mean is ({key: n} for those under `seeds`)."""
     first = int(data.get("seed", 1))
     return combine([run_one({**data, "seed": first + i}, base, f"{label} seed {first + i}",
-                            show) for i in range(seeds)])
+                            show, jobs) for i in range(seeds)])
 
 
 def combine(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -225,7 +318,13 @@ def _bench_runs(a: argparse.Namespace) -> tuple[str, list, list]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    a = build_parser().parse_args(args)
+    if a.jobs < 1:
+        return _fail(f"--jobs: at least 1; got {a.jobs}")
+    problem = _use_compiled(a.compiled, args)
+    if problem is not None:
+        return _fail(problem)
     path = Path(a.scenario)
     data: dict[str, Any] = {}
     if not a.bench:
@@ -269,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, (over, sc) in enumerate(tqdm(runs, desc=name, disable=not show or len(runs) < 2)):
             label = ", ".join(f"{k}={v}" for k, v in over.items()) or name
             try:
-                row = run_seeds(sc, path.parent, label, show, max(1, a.seeds))
+                row = run_seeds(sc, path.parent, label, show, max(1, a.seeds), a.jobs)
             except (SimScenarioError, ValueError, KeyError) as exc:
                 return _fail(f"{path}: {label}: {exc}")
             row.update(run=i + 1, overrides=over)

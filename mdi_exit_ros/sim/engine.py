@@ -631,6 +631,7 @@ class Simulator:
             if not src.frames.is_pending(frame_id):
                 continue
             record = src.frames.get(frame_id)
+            assert record is not None  # is_pending above
             action = core.overdue_action(len(record.aliases), w.cfg.max_readmissions,
                                          self._has_room(w))
             if action is core.OverdueAction.READMIT:

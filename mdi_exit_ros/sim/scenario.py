@@ -20,6 +20,7 @@ A scenario (docs/SIMULATION.md has the whole format)::
       - {at: 30, join: robot3}
       - {at: 25, link_down: [robot1, robot2], for: 5}
     sweep: {topology.n: [10, 50], 'parameters.*.offload_first_task': [false, true]}
+    split: none             # components: each connected component its own run (--jobs N)
 
 `parameters` use the nodes' parameter names (mdi_exit_ros/params.py), for every worker (`*.name`
 or `name`, joiners included) or one (`robot1.name`), as `mdi-exit bench`'s `parameters` do.
@@ -48,7 +49,7 @@ from .exits import ExitTable
 
 TOP_KEYS = {"name", "description", "seed", "duration", "warmup", "measure", "drain", "exits",
             "thresholds", "profile", "model", "topology", "arrivals", "parameters", "sim",
-            "churn", "sweep"}
+            "churn", "sweep", "split"}
 REPO = Path(__file__).resolve().parents[2]  # a checkout: docs/sim/ holds the exit tables
 CONFIG_FIELDS = {f.name for f in fields(WorkerConfig)}
 # Node parameters that have nothing to act on in a simulated robot, and why.
@@ -62,6 +63,16 @@ SYNTHETIC_KEYS = {"num_exits", "images", "never_exit"}
 ARRIVAL_KEYS = {"rate", "poisson", "start"}
 CHURN_KEYS = {"at", "leave", "join", "neighbors", "link_down", "for"}
 SOURCE_REPORTS = ("all", "neighbors")
+# `split: components`: each connected component of the fleet is its own run (they exchange
+# nothing), run in parallel by `mdi-exit sim --jobs N`; component i draws from this seed
+SPLITS = ("none", "components")
+PART_SEED_STRIDE = 1_000_003
+
+
+def part_seed(seed: int, part: int) -> int:
+    """The seed of component ``part`` of a split run (the scenario's own for the first, so a
+    connected fleet runs alike split or not)."""
+    return seed + PART_SEED_STRIDE * part
 
 
 class SimScenarioError(ValueError):
@@ -340,6 +351,17 @@ def validate(data: Any, base: Path = Path(".")) -> Checked:
     except (ValueError, TypeError) as exc:
         raise SimScenarioError(f"topology: {exc}") from exc
     joiners = _check_churn(data.get("churn"), topo)
+    split = data.get("split", "none")
+    if split not in SPLITS:
+        raise SimScenarioError(f"split: one of {', '.join(SPLITS)}; got {split!r}")
+    if split == "components" and data.get("churn"):
+        raise SimScenarioError("split: components is not for a scenario with churn (a robot "
+                               "that joins may connect two components)")
+    if split == "components" and sim.get("source_reports",
+                                         SimParams.source_reports) != "neighbors":
+        raise SimScenarioError("split: components needs sim.source_reports: neighbors (with "
+                               "'all' a source's reports reach every component, and each "
+                               "one wakes Alg. 2 where it lands)")
     per_worker = _worker_params(_mapping(data.get("parameters"), "parameters"), topo, joiners)
     _check_params(per_worker, topo, joiners)
     _check_sweep(data.get("sweep"))
@@ -408,11 +430,26 @@ def _exit_table(spec: Any, base: Path, seed: int) -> ExitTable:
         raise SimScenarioError(f"exits: {path}: {exc}") from exc
 
 
-def build(data: Mapping[str, Any], base: Path = Path(".")) -> tuple[Simulator, dict[str, Any]]:
-    """A ready Simulator and the run's facts (window, topology, service times...)."""
+def parts(data: Mapping[str, Any], base: Path = Path(".")) -> int:
+    """How many runs the scenario is (`split`): its components, or 1."""
+    checked = validate(data, base)
+    if data.get("split", "none") == "components":
+        return topologies.components(checked.topology)
+    return 1
+
+
+def build(data: Mapping[str, Any], base: Path = Path("."),
+          part: int | None = None) -> tuple[Simulator, dict[str, Any]]:
+    """A ready Simulator and the run's facts (window, topology, service times...).
+
+    ``part``: only that connected component of the fleet (`topologies.component_lists`), on
+    its own seed (`part_seed`); the facts still describe the whole scenario."""
     checked = validate(data, base)
     topo = checked.topology
     seed = int(data.get("seed", 1))
+    members = topo.workers
+    if part is not None:
+        members = topologies.component_lists(topo)[part]
     table = _exit_table(data.get("exits", {"num_exits": 1, "never_exit": True}), base, seed)
     k = table.num_exits
     model = {**table.meta, **(data.get("model") or {})}
@@ -448,16 +485,17 @@ def build(data: Mapping[str, Any], base: Path = Path(".")) -> tuple[Simulator, d
                                    f"times for {k} exits")
         return cfg
 
-    configs = {w: config(w) for w in topo.workers}
+    configs = {w: config(w) for w in members}
     arr = data.get("arrivals") or {}
     rate = float(arr.get("rate", 10.0))
     duration = float(data.get("duration", 60.0))
     sources = {s: Arrivals(rate, bool(arr.get("poisson", False)), float(arr.get("start", 0.0)),
-                           stop=duration) for s in topo.sources}
+                           stop=duration) for s in topo.sources if s in configs}
     simp = SimParams(**(data.get("sim") or {}))
-    sim = Simulator(configs, {w: topo.neighbors(w) for w in topo.workers}, sources, table,
+    sim = Simulator(configs, {w: topo.neighbors(w) for w in members}, sources, table,
                     thresholds, cut_bytes=[int(b) for b in model.get("cut_bytes") or [0] * k],
-                    input_bytes=int(model.get("input_bytes", 0)), seed=seed, params=simp)
+                    input_bytes=int(model.get("input_bytes", 0)),
+                    seed=seed if part is None else part_seed(seed, part), params=simp)
     for ev in data.get("churn") or []:
         at = float(ev["at"])
         if "leave" in ev:
@@ -479,44 +517,73 @@ def build(data: Mapping[str, Any], base: Path = Path(".")) -> tuple[Simulator, d
              "links": sum(len(topo.neighbors(w)) for w in topo.workers),
              "components": topologies.components(topo), "service_times": service,
              "thresholds": list(thresholds), "model": model.get("model", "?"),
-             "offered_rate": rate * len(sources),
-             "offload_first_task": configs[topo.sources[0]].offload_first_task}
+             "offered_rate": rate * len(topo.sources),
+             "offload_first_task": config(topo.sources[0]).offload_first_task}
     return sim, facts
 
 
-def metrics(sim: Simulator, facts: Mapping[str, Any]) -> dict[str, Any]:
-    """The window's numbers, as `mdi-exit bench` measures them, plus conservation counts."""
+def tally(sim: Simulator, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """One run's raw counts for `metrics_of` (several when a run is split in parts)."""
     t0 = facts["warmup"]
     t1 = t0 + facts["measure"]
-    admitted = sum(1 for s in sim.sources.values() for t in s.admit_times if t0 <= t <= t1)
     inside = [e for e in sim.ends if t0 <= e.answered_at <= t1]
     answered = [e for e in inside if e.exit_index > 0]
-    scored = [e.correct for e in answered if e.correct is not None]
-    lat = [e.answered_at - e.admitted_at for e in answered]
     exits = [0] * sim.k
     for e in answered:
         exits[e.exit_index - 1] += 1
     counters = [s.frames.counters() for s in sim.sources.values()]
-    total_admitted = sum(c["admitted"] for c in counters)
-    total_tasks = sum(w.tasks_run for w in sim.workers.values())
-    src_tasks = sum(sim.workers[s].tasks_run for s in sim.sources)
     return {
-        "admitted_rate": admitted / facts["measure"],
-        "answered_rate": len(answered) / facts["measure"],
-        "accuracy": sum(scored) / len(scored) if scored else None,
-        "latency_p50": percentile(lat, 0.5), "latency_p95": percentile(lat, 0.95),
-        "results": len(answered), "expired_in_window": len(inside) - len(answered),
-        "exit_distribution": [round(n / len(answered), 4) for n in exits] if answered else [],
-        "admitted": total_admitted,
-        "answered": sum(c["completed"] for c in counters),
-        "pending": sum(c["pending"] for c in counters),
+        "admitted_in_window": sum(1 for s in sim.sources.values() for t in s.admit_times
+                                  if t0 <= t <= t1),
+        "inside": len(inside),
+        "latencies": [e.answered_at - e.admitted_at for e in answered],
+        "scored": [e.correct for e in answered if e.correct is not None],
+        "exits": exits,
+        **{key: sum(c[key] for c in counters)
+           for key in ("admitted", "completed", "pending", "dropped_at_admission",
+                       "readmitted")},
         "expired": sum(s.expired for s in sim.sources.values()),
-        "dropped": sum(c["dropped_at_admission"] for c in counters),
-        "readmitted": sum(c["readmitted"] for c in counters),
         "duplicates": sim.duplicates,
-        "tasks": total_tasks,
-        "tasks_share_source": src_tasks / total_tasks if total_tasks else None,
-        "utilisation": (sum(w.busy_seconds for w in sim.workers.values())
-                        / (len(sim.workers) * max(sim.now, 1e-9))),
+        "tasks": sum(w.tasks_run for w in sim.workers.values()),
+        "source_tasks": sum(sim.workers[s].tasks_run for s in sim.sources),
+        "busy": sum(w.busy_seconds for w in sim.workers.values()),
+        "worker_seconds": len(sim.workers) * max(sim.now, 1e-9),
         "sim_time": sim.now, "events": sim.events,
     }
+
+
+def metrics_of(tallies: list[dict[str, Any]], facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The window's numbers, as `mdi-exit bench` measures them, plus conservation counts,
+    over the tallies of one run's parts (one part: that run's own)."""
+    def total(key: str) -> Any:
+        return sum(t[key] for t in tallies)
+
+    lat = [x for t in tallies for x in t["latencies"]]
+    scored = [x for t in tallies for x in t["scored"]]
+    exits = [sum(col) for col in zip(*(t["exits"] for t in tallies), strict=True)]
+    answered = len(lat)
+    tasks = total("tasks")
+    return {
+        "admitted_rate": total("admitted_in_window") / facts["measure"],
+        "answered_rate": answered / facts["measure"],
+        "accuracy": sum(scored) / len(scored) if scored else None,
+        "latency_p50": percentile(lat, 0.5), "latency_p95": percentile(lat, 0.95),
+        "results": answered, "expired_in_window": total("inside") - answered,
+        "exit_distribution": [round(n / answered, 4) for n in exits] if answered else [],
+        "admitted": total("admitted"),
+        "answered": total("completed"),
+        "pending": total("pending"),
+        "expired": total("expired"),
+        "dropped": total("dropped_at_admission"),
+        "readmitted": total("readmitted"),
+        "duplicates": total("duplicates"),
+        "tasks": tasks,
+        "tasks_share_source": total("source_tasks") / tasks if tasks else None,
+        "utilisation": total("busy") / total("worker_seconds"),
+        "sim_time": max(t["sim_time"] for t in tallies), "events": total("events"),
+    }
+
+
+def metrics(sim: Simulator, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The window's numbers of one (unsplit) run."""
+    return metrics_of([tally(sim, facts)], facts)

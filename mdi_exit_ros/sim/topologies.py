@@ -115,24 +115,33 @@ def resolve(spec: Any, seed: int = 0) -> Topology:
     raise SimTopologyError("topology must be a name, a path or a mapping with 'kind'")
 
 
-def components(topo: Topology) -> int:
-    """Connected components of the undirected view of the topology."""
-    seen: set[str] = set()
-    count = 0
+def component_lists(topo: Topology) -> list[list[str]]:
+    """Connected components of the undirected view of the topology: each its workers in
+    the topology's order, the components in the order of their first worker."""
     undirected: dict[str, set[str]] = {w: set() for w in topo.workers}
     for w in topo.workers:
         for m in topo.neighbors(w):
             undirected[w].add(m)
             undirected[m].add(w)
+    label: dict[str, int] = {}
+    out: list[list[str]] = []
     for w in topo.workers:
-        if w in seen:
+        if w in label:
             continue
-        count += 1
+        c = len(out)
+        out.append([])
+        label[w] = c
         stack = [w]
-        seen.add(w)
         while stack:
             for m in undirected[stack.pop()]:
-                if m not in seen:
-                    seen.add(m)
+                if m not in label:
+                    label[m] = c
                     stack.append(m)
-    return count
+    for w in topo.workers:
+        out[label[w]].append(w)
+    return out
+
+
+def components(topo: Topology) -> int:
+    """How many connected components (`component_lists`)."""
+    return len(component_lists(topo))
