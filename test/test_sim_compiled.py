@@ -51,6 +51,15 @@ def _run(tmp_path: Path, scenario: Path, name: str, *extra: str,
     return rows, done.stderr
 
 
+# two components, split and run in two processes: the documented `--compiled --jobs 2`
+SPLIT = {**{k: v for k, v in SCENARIO.items() if k not in ("churn", "sweep")},
+         "topology": {"name": "two", "workers": ["w1", "w2", "w3", "w4", "w5"],
+                      "sources": ["w1", "w4"],
+                      "links": [["w1", "w2"], ["w2", "w3"], ["w4", "w5"]]},
+         "parameters": {"*.queue_thresholds": [2, 6], "w4.admission_mode": "threshold"},
+         "sim": {"source_reports": "neighbors"}, "split": "components"}
+
+
 @pytest.mark.slow
 def test_the_compiled_simulator_gives_the_same_rows(tmp_path) -> None:
     pytest.importorskip("mypyc", reason="mypy is installed by `make install` (the sim extra)")
@@ -59,6 +68,10 @@ def test_the_compiled_simulator_gives_the_same_rows(tmp_path) -> None:
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(yaml.safe_dump(SCENARIO))
     env = {**os.environ, "MDI_EXIT_SIM_CACHE": str(tmp_path / "cache")}
+    # an interrupted build's leftover in the build's own folder is replaced, never used
+    leftover = tmp_path / "cache" / compiled.build_key()
+    leftover.mkdir(parents=True)
+    (leftover / "junk").write_text("x")
     plain, plain_err = _run(tmp_path, scenario, "plain", env=env)
     fast, fast_err = _run(tmp_path, scenario, "compiled", "--compiled", env=env)
     assert "compiling the core and the event loop" in fast_err
@@ -72,8 +85,34 @@ def test_the_compiled_simulator_gives_the_same_rows(tmp_path) -> None:
     core = folder / "mdi_exit_ros" / "core"
     assert list(core.glob("worker.*.so")) and not (core / "worker.py").exists()
     assert (core / "clock.py").exists()  # a runtime_checkable Protocol: left as source
+    assert not (folder / "junk").exists()
     again, again_err = _run(tmp_path, scenario, "again", "--compiled", env=env)
     assert "compiling" not in again_err and again == plain
+    split = tmp_path / "split.yaml"
+    split.write_text(yaml.safe_dump(SPLIT))
+    one, _ = _run(tmp_path, split, "split-plain", env=env)
+    two, two_err = _run(tmp_path, split, "split-fast", "--compiled", "--jobs", "2", env=env)
+    assert "compiling" not in two_err and "compiled (mypyc)" in two_err
+    assert one == two and float(one[0]["components"]) == 2 and float(one[0]["admitted"]) > 100
+
+
+def test_bad_input_is_refused_before_anything_is_built(tmp_path, monkeypatch, capsys) -> None:
+    from mdi_exit_ros.sim import cli
+
+    monkeypatch.setenv("MDI_EXIT_SIM_CACHE", str(tmp_path / "cache"))
+    assert cli.main([str(tmp_path / "missing.yaml"), "--compiled"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_leftover_environment_variable_does_not_break_a_plain_run(tmp_path, monkeypatch
+                                                                     ) -> None:
+    from mdi_exit_ros.sim import cli
+
+    monkeypatch.setenv(compiled.ACTIVE_ENV, "1")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**SPLIT, "duration": 2.0, "warmup": 0.5, "measure": 1.5}))
+    assert cli.main([str(path), "--out", str(tmp_path / "o"), "--progress", "off"]) == 0
 
 
 def test_a_changed_source_is_another_build(tmp_path, monkeypatch) -> None:

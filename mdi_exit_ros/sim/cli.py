@@ -83,15 +83,15 @@ def _use_compiled(wanted: bool, argv: list[str]) -> str | None:
     returns why it cannot, or None to go on (plainly, or already compiled)."""
     from . import compiled
 
-    if compiled.active():
+    if not wanted:
+        return None
+    if compiled.active():  # the re-run on the copy
         try:
             compiled.check_active()
         except compiled.CompiledError as exc:
             return str(exc)
         print(f"mdi-exit sim: compiled (mypyc) core and event loop from "
               f"{os.environ[compiled.ACTIVE_ENV]}", file=sys.stderr)
-        return None
-    if not wanted:
         return None
     folder = compiled.find()
     if folder is None:
@@ -125,18 +125,24 @@ def run_split(data: dict[str, Any], base: Path, label: str, show: bool, jobs: in
     started = time.perf_counter()
     done: dict[int, tuple[dict[str, Any], dict[str, Any], float]] = {}
     bar = tqdm(total=n, unit="part", desc=label, disable=not show, leave=False)
-    if jobs > 1:
-        ctx = multiprocessing.get_context("fork")  # the children reuse the loaded modules
-        with ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=ctx) as pool:
-            futures = {pool.submit(_run_part, data, base, i): i for i in order}
-            for future in as_completed(futures):
-                done[futures[future]] = future.result()
+    try:
+        if jobs > 1:
+            ctx = multiprocessing.get_context("fork")  # the children reuse the loaded modules
+            with ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=ctx) as pool:
+                futures = {pool.submit(_run_part, data, base, i): i for i in order}
+                try:
+                    for future in as_completed(futures):
+                        done[futures[future]] = future.result()
+                        bar.update(1)
+                except BaseException:  # a part failed: do not wait for the others
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+        else:
+            for i in order:
+                done[i] = _run_part(data, base, i)
                 bar.update(1)
-    else:
-        for i in order:
-            done[i] = _run_part(data, base, i)
-            bar.update(1)
-    bar.close()
+    finally:
+        bar.close()
     wall = time.perf_counter() - started
     facts = done[0][0]
     m = metrics_of([done[i][1] for i in range(n)], facts)
@@ -322,9 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(args)
     if a.jobs < 1:
         return _fail(f"--jobs: at least 1; got {a.jobs}")
-    problem = _use_compiled(a.compiled, args)
-    if problem is not None:
-        return _fail(problem)
+    if a.jobs > 1 and "fork" not in multiprocessing.get_all_start_methods():
+        return _fail("--jobs above 1 needs the fork start method (Linux)")
     path = Path(a.scenario)
     data: dict[str, Any] = {}
     if not a.bench:
@@ -353,6 +358,15 @@ def main(argv: list[str] | None = None) -> int:
         except SimScenarioError as exc:
             return _fail(f"{path}: {exc}")
         keys = list((data.get("sweep") or {}).keys())
+    # everything is checked: only now compile (or re-run on the compiled copy)
+    problem = _use_compiled(a.compiled, args)
+    if problem is not None:
+        print(f"mdi-exit sim: {problem}", file=sys.stderr)  # verbatim: a build log's tail
+        return 2
+    if a.jobs > 1 and not any(parts(sc, path.parent) > 1 for _, sc in runs):
+        print(f"mdi-exit sim: --jobs {a.jobs} has nothing to run in parallel: no run is "
+              "split (`split: components` on a fleet of several components); one process",
+              file=sys.stderr)
     out = Path(a.out or Path("sim-results") / name)
     out.mkdir(parents=True, exist_ok=True)
     profiler = None

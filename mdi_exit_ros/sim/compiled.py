@@ -16,7 +16,9 @@ testing always run the plain source.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -52,13 +54,44 @@ def cache_root() -> Path:
     return Path(base) / "mdi_exit_ros" / "sim-compiled"
 
 
+def _mypy_version() -> str:
+    try:
+        return importlib.metadata.version("mypy")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
 def build_key() -> str:
-    """Hash of everything a build depends on: the sources, this interpreter, the package."""
+    """Hash of everything a build depends on: the sources, this recipe, the interpreter,
+    mypyc's version, the compiler settings and where the package is."""
     h = hashlib.sha256()
     for rel in (*COMPILED, *PLAIN, *EXTENDED):
         h.update(rel.encode() + b"\0" + (PACKAGE / rel).read_bytes() + b"\0")
-    h.update(f"{sys.version}\0{sys.platform}\0{PACKAGE}\0{MYPYC_ARGS}".encode())
+    h.update(Path(__file__).read_bytes())
+    env = [os.environ.get(v, "") for v in ("CC", "CFLAGS", "LDFLAGS", "MYPYC_OPT_LEVEL")]
+    h.update(f"{sys.version}\0{sys.platform}\0{PACKAGE}\0{MYPYC_ARGS}\0{_mypy_version()}"
+             f"\0{env}".encode())
     return h.hexdigest()[:20]
+
+
+def _extended(rel: str) -> str:
+    """The package's ``rel`` __init__ with the package folder appended to ``__path__``
+    before its first statement (after the docstring and __future__ imports), so that even
+    its own imports find the modules that are not in the copy."""
+    original = (PACKAGE / rel).read_text(encoding="utf-8")
+    body = ast.parse(original).body
+    skip = 0
+    while skip < len(body) and (
+            (skip == 0 and isinstance(body[0], ast.Expr)
+             and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str))
+            or (isinstance(body[skip], ast.ImportFrom) and body[skip].module == "__future__")):
+        skip += 1
+    lines = original.splitlines(keepends=True)
+    at = body[skip - 1].end_lineno if skip else 0
+    folder = str((PACKAGE / rel).parent)
+    insert = (f"# mdi_exit_ros.sim.compiled: the compiled modules are in this folder, "
+              f"everything else in the package itself\n__path__.append({folder!r})\n")
+    return "".join(lines[:at]) + insert + "".join(lines[at:])
 
 
 def find(root: Path | None = None) -> Path | None:
@@ -100,24 +133,21 @@ def build(root: Path | None = None, log: Path | None = None) -> Path:
         (src / "mdi_exit_ros" / rel).unlink()
     shutil.rmtree(src / "build", ignore_errors=True)
     for rel in EXTENDED:
-        original = (PACKAGE / rel).read_text(encoding="utf-8")
-        folder = (PACKAGE / rel).parent
-        (src / "mdi_exit_ros" / rel).write_text(
-            f"{original}\n\n# mdi_exit_ros.sim.compiled: the compiled modules are found in this "
-            f"folder, everything else in the package itself.\n__path__.append({str(folder)!r})\n",
-            encoding="utf-8")
+        (src / "mdi_exit_ros" / rel).write_text(_extended(rel), encoding="utf-8")
     (src / "BUILT").write_text(f"{key}\n{sys.version}\n{PACKAGE}\n", encoding="utf-8")
     try:
         os.rename(src, final)
-    except OSError:  # another build finished first: use that one
-        if not (final / "BUILT").is_file():
-            raise
+    except OSError:
+        if not (final / "BUILT").is_file():  # a leftover, unfinished folder: replace it
+            shutil.rmtree(final, ignore_errors=True)
+            os.rename(src, final)
+        # else another build finished first: use that one
     shutil.rmtree(work, ignore_errors=True)
     return final
 
 
 def active() -> bool:
-    """This process runs the compiled copy (started by `run_compiled`)."""
+    """This process was started by `run_compiled` (asked with --compiled only)."""
     return bool(os.environ.get(ACTIVE_ENV))
 
 

@@ -63,6 +63,9 @@ SYNTHETIC_KEYS = {"num_exits", "images", "never_exit"}
 ARRIVAL_KEYS = {"rate", "poisson", "start"}
 CHURN_KEYS = {"at", "leave", "join", "neighbors", "link_down", "for"}
 SOURCE_REPORTS = ("all", "neighbors")
+# the simulator's defaults, read from the dataclass's fields (under --compiled SimParams is a
+# native class, whose class attributes are descriptors, not the defaults)
+SIM_DEFAULTS = {f.name: f.default for f in fields(SimParams)}
 # `split: components`: each connected component of the fleet is its own run (they exchange
 # nothing), run in parallel by `mdi-exit sim --jobs N`; component i draws from this seed
 SPLITS = ("none", "components")
@@ -355,10 +358,11 @@ def validate(data: Any, base: Path = Path(".")) -> Checked:
     if split not in SPLITS:
         raise SimScenarioError(f"split: one of {', '.join(SPLITS)}; got {split!r}")
     if split == "components" and data.get("churn"):
-        raise SimScenarioError("split: components is not for a scenario with churn (a robot "
-                               "that joins may connect two components)")
+        raise SimScenarioError("split: components is not for a scenario with churn (its "
+                               "events are not routed to their component, and a robot that "
+                               "joins may connect two)")
     if split == "components" and sim.get("source_reports",
-                                         SimParams.source_reports) != "neighbors":
+                                         SIM_DEFAULTS["source_reports"]) != "neighbors":
         raise SimScenarioError("split: components needs sim.source_reports: neighbors (with "
                                "'all' a source's reports reach every component, and each "
                                "one wakes Alg. 2 where it lands)")
@@ -547,7 +551,7 @@ def tally(sim: Simulator, facts: Mapping[str, Any]) -> dict[str, Any]:
         "tasks": sum(w.tasks_run for w in sim.workers.values()),
         "source_tasks": sum(sim.workers[s].tasks_run for s in sim.sources),
         "busy": sum(w.busy_seconds for w in sim.workers.values()),
-        "worker_seconds": len(sim.workers) * max(sim.now, 1e-9),
+        "workers": len(sim.workers),
         "sim_time": sim.now, "events": sim.events,
     }
 
@@ -563,6 +567,7 @@ def metrics_of(tallies: list[dict[str, Any]], facts: Mapping[str, Any]) -> dict[
     exits = [sum(col) for col in zip(*(t["exits"] for t in tallies), strict=True)]
     answered = len(lat)
     tasks = total("tasks")
+    end = max(t["sim_time"] for t in tallies)
     return {
         "admitted_rate": total("admitted_in_window") / facts["measure"],
         "answered_rate": answered / facts["measure"],
@@ -579,8 +584,9 @@ def metrics_of(tallies: list[dict[str, Any]], facts: Mapping[str, Any]) -> dict[
         "duplicates": total("duplicates"),
         "tasks": tasks,
         "tasks_share_source": total("source_tasks") / tasks if tasks else None,
-        "utilisation": total("busy") / total("worker_seconds"),
-        "sim_time": max(t["sim_time"] for t in tallies), "events": total("events"),
+        # over every robot until the last part ends, as one run would count it
+        "utilisation": total("busy") / (total("workers") * max(end, 1e-9)),
+        "sim_time": end, "events": total("events"),
     }
 
 
