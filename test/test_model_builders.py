@@ -133,7 +133,7 @@ def test_resnet_stride2_stem_quarters_the_maps():
     assert 0.2 < sum(prof.task_flops) / sum(full.task_flops) < 0.3
     # zero-init: every bottleneck's last BN starts at gamma 0, so each block starts as identity
     gammas = [mod.bn3.weight for s in m.stages for mod in s.modules() if hasattr(mod, "bn3")]
-    assert len(gammas) == 16 and all(float(g.abs().sum()) == 0.0 for g in gammas)
+    assert len(gammas) == 16 and all(float(g.detach().abs().sum()) == 0.0 for g in gammas)
     with pytest.raises(ValueError):
         build_model("resnet50_ee", input_size=224, cifar_stem=False, stem_stride=2)
     with pytest.raises(ValueError):
