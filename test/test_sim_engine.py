@@ -92,6 +92,53 @@ def test_exactly_once_under_churn() -> None:
     assert m["admitted"] > 300
 
 
+def test_a_crashed_robot_loses_what_it_had_not_finished_sending() -> None:
+    """A message is on the wire once its last byte is out: what the crashed process still
+    held (queued behind others on the link, or half sent) never arrives; what was out
+    does; its restarted process sends again."""
+    sim, _ = build(scenario(topology={"kind": "mesh", "n": 2},
+                            profile={"service_times": [0.05, 0.04, 0.03], "link_delay": 0.01,
+                                     "link_bandwidth": 1000.0},
+                            arrivals={"rate": 1.0, "start": 100.0}, duration=5.0,
+                            warmup=1.0, measure=3.0))
+    got = []
+
+    def send(label: str) -> None:  # 400 bytes: 0.4 s on the wire at 1,000 B/s
+        sim._over_link("w2", "w1", 400, got.append, label)
+
+    sim.at(0.5, send, "out at 0.9")
+    sim.at(0.5, send, "out at 1.3")  # queued behind the first, cut by the crash at 1.0
+    sim.at(0.95, send, "out at 1.7")
+    sim.leave("w2", 1.0)
+    sim.join("w2", 2.0)
+    sim.at(2.5, send, "restarted")
+    sim.run(5.0)
+    assert got == ["out at 0.9", "restarted"]
+    assert sim.lost_with_sender == 2
+
+
+def test_messages_lost_with_their_sender_lose_no_frame() -> None:
+    """A helper crashes 15 times on slow links (an ack is 0.13 s on the wire): some of its
+    acks and tasks die with it, and every admitted frame is still answered exactly once
+    (leases, ack timeouts and custody recover them), none late."""
+    churn = [e for i in range(15) for e in ({"at": 5.0 + i, "leave": "w2"},
+                                            {"at": 5.5 + i, "join": "w2"})]
+    lost = 0
+    for seed in (3, 4, 5):
+        sim, m = run(scenario(seed=seed, churn=churn,
+                              topology={"kind": "mesh", "n": 3, "sources": 1},
+                              profile={"service_times": [0.05, 0.04, 0.03],
+                                       "link_delay": 0.005, "link_bandwidth": 500.0},
+                              model={"cut_bytes": [300, 200], "input_bytes": 300},
+                              parameters={"*.queue_thresholds": [2, 6],
+                                          "*.offload_first_task": True},
+                              arrivals={"rate": 30.0, "poisson": True}, duration=25.0))
+        _exactly_once(sim)
+        assert m["expired"] == 0 and m["admitted"] > 250
+        lost += sim.lost_with_sender
+    assert lost > 0
+
+
 def _trace(sim) -> tuple:
     ends = [(e.source, e.admitted_at, e.answered_at, e.exit_index, e.worker) for e in sim.ends]
     workers = [(w, x.tasks_run, x.busy_seconds, x.core.stats()) for w, x in sim.workers.items()]

@@ -202,6 +202,11 @@ class Simulator:
         self.workers: dict[str, _Worker] = {}
         self._link_free: dict[tuple[str, str], float] = {}
         self._link_down: dict[frozenset[str], float] = {}
+        # churn: when each crashed incarnation went down; a message it had not finished
+        # sending by then is lost (``_sent``). Empty without churn: no message is wrapped.
+        self._crashed: dict[tuple[str, int], float] = {}
+        self._crashes_scheduled = False
+        self.lost_with_sender = 0  # messages lost that way
         self.ends: list[FrameEnd] = []
         self.duplicates = 0
         self.sources: dict[str, _Source] = {}
@@ -496,7 +501,20 @@ class Simulator:
             start = now
         done = start + (size / cfg.link_bandwidth if cfg.link_bandwidth < math.inf else 0.0)
         self._link_free[link] = done
+        if self._crashes_scheduled:  # the sender may crash before its bytes are out
+            args = (a, self.workers[a].incarnation, done, fn, args)
+            fn = self._sent
         heapq.heappush(self._q, (done + cfg.link_delay, now, next(self._seq), fn, args))
+
+    def _sent(self, sender: str, inc: int, done: float, fn: Callable[..., None],
+              args: tuple) -> None:
+        """Deliver a message unless its sender crashed before it was transmitted (queued
+        behind others or half sent: the process held the rest of its bytes)."""
+        crashed = self._crashed.get((sender, inc))
+        if crashed is not None and crashed < done:
+            self.lost_with_sender += 1
+            return
+        fn(*args)
 
     def _send_task(self, w: _Worker, m: str, task: Task) -> None:
         copy = Task(task.key, task.attempt, task.payload, task.size_bytes, task.admitted_at,
@@ -669,12 +687,15 @@ class Simulator:
     # -- churn ------------------------------------------------------------------------------
 
     def leave(self, wid: str, at: float) -> None:
-        """Worker ``wid`` crashes at ``at``: what it held is lost, messages to it too."""
+        """Worker ``wid`` crashes at ``at``: what it held is lost, messages to it too, and
+        those it had not finished sending."""
         def go() -> None:
             w = self.workers.get(wid)
             if w is not None and w.alive:
                 w.alive = False
                 w.busy = False
+                self._crashed[(wid, w.incarnation)] = self.now
+        self._crashes_scheduled = True
         self.at(at, go)
 
     def join(self, wid: str, at: float, neighbors: list[str] | None = None,
